@@ -1,0 +1,1 @@
+"""Backends: the same task as pure functions of a flat θ, in torch (always) and JAX (optional extra)."""

@@ -1,0 +1,155 @@
+"""The torch backend: a task's loss and its derivatives as functions of a flat θ (``torch.func``).
+
+Gradients are reverse mode; Hessian-vector products are forward-over-reverse (``jvp`` of the gradient),
+vectorized over blocks with ``vmap``; the third-derivative contraction ∇³L[u, v] = ∇_θ⟨u, H(θ)v⟩ is the
+reverse-mode gradient of that product with u, v held fixed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch.func import grad, jvp, vmap
+
+from eosbench.backends.ops import TORCH_OPS
+from eosbench.data.base import Dataset
+from eosbench.errors import BackendUnavailableError
+from eosbench.linalg import top_eigs
+from eosbench.losses import accuracy, loss_value
+from eosbench.models.base import Model
+from eosbench.oracle import Counters, EigResult, initial_theta
+from eosbench.spec import TaskSpec
+
+
+def resolve_device(device: str) -> torch.device:
+    """A torch device, or a clear error when CUDA is asked for and absent."""
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise BackendUnavailableError(
+                f"Device {device!r} was requested but this torch build sees no CUDA device "
+                f"(torch {torch.__version__}, cuda available: False). Run on --device cpu, or install a "
+                "CUDA build of torch on a machine with an NVIDIA GPU.")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return torch.device(device)
+
+
+class TorchOracle:
+    """:class:`eosbench.oracle.Oracle` implemented with ``torch.func``."""
+
+    backend = "torch"
+
+    def __init__(self, spec: TaskSpec, model: Model, data: Dataset, device: str = "cpu"):
+        self.spec, self.model, self.data = spec, model, data
+        self.device = resolve_device(device)
+        self.dtype = getattr(torch, spec.dtype)
+        self.num_params = model.layout.size
+        self.counters = Counters()
+        self._x = self._tensor(data.x)
+        self._y = self._tensor(data.y)
+        self._x_test = None if data.x_test is None or len(data.x_test) == 0 else self._tensor(data.x_test)
+        self._y_test = None if self._x_test is None else self._tensor(data.y_test)
+        self._grad_aux = grad(self._objective, has_aux=True)
+
+    # ------------------------------------------------------------------ plumbing
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        dtype = torch.int64 if np.issubdtype(array.dtype, np.integer) else self.dtype
+        return torch.as_tensor(array, dtype=dtype, device=self.device)
+
+    def _batch(self, batch: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if batch is None:
+            return self._x, self._y
+        index = torch.as_tensor(batch, device=self.device)
+        return self._x[index], self._y[index]
+
+    def _objective(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
+        out = self.model.forward(TORCH_OPS, self.model.layout.unflatten(theta), x)
+        value = loss_value(TORCH_OPS, self.spec.loss, out, y)
+        return value, (value.detach(), out.detach())
+
+    def _grad(self, theta, x, y) -> torch.Tensor:
+        return self._grad_aux(theta, x, y)[0]
+
+    def _hvp_block(self, theta, block, x, y) -> torch.Tensor:
+        def one(v):
+            return jvp(lambda t: self._grad(t, x, y), (theta,), (v,))[1]
+
+        return vmap(one, in_dims=1, out_dims=1)(block)
+
+    # ------------------------------------------------------------------ the oracle
+    def theta0(self) -> torch.Tensor:
+        return self.asarray(initial_theta(self.model, self.spec.model.seed))
+
+    def asarray(self, values: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(values), dtype=self.dtype, device=self.device)
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        return array.detach().to("cpu", torch.float64).numpy()
+
+    @torch.no_grad()
+    def loss(self, theta, batch=None) -> float:
+        self.counters.losses += 1
+        return float(self._objective(theta, *self._batch(batch))[0])
+
+    def grad(self, theta, batch=None) -> torch.Tensor:
+        self.counters.grads += 1
+        return self._grad(theta, *self._batch(batch))
+
+    def loss_and_grad(self, theta, batch=None) -> tuple[float, torch.Tensor]:
+        self.counters.grads += 1
+        g, (value, _) = self._grad_aux(theta, *self._batch(batch))
+        return float(value), g
+
+    def loss_grad_outputs(self, theta) -> tuple[float, torch.Tensor, np.ndarray]:
+        self.counters.grads += 1
+        g, (value, out) = self._grad_aux(theta, self._x, self._y)
+        return float(value), g, out.to("cpu", torch.float64).numpy()
+
+    def hvp(self, theta, v, batch=None) -> torch.Tensor:
+        x, y = self._batch(batch)
+        if v.ndim == 1:
+            self.counters.hvps += 1
+            return jvp(lambda t: self._grad(t, x, y), (theta,), (v,))[1]
+        self.counters.hvps += v.shape[1]
+        return self._hvp_block(theta, v, x, y)
+
+    def d3(self, theta, u, v) -> torch.Tensor:
+        self.counters.d3s += 1
+
+        def curvature(t):
+            return torch.dot(u, jvp(lambda s: self._grad(s, self._x, self._y), (t,), (v,))[1])
+
+        return grad(curvature)(theta)
+
+    def eigs(self, theta, k, v0=None, tol=1e-7, maxiter=100, precondition=None, batch=None) -> EigResult:
+        x, y = self._batch(batch)
+        if precondition is None:
+            def matvec(block):
+                return self._hvp_block(theta, block, x, y)
+        else:
+            d = precondition[:, None]
+
+            def matvec(block):
+                return d * self._hvp_block(theta, d * block, x, y)
+        result = top_eigs(matvec, self.num_params, k, v0=v0, tol=tol, maxiter=maxiter, dtype=self.dtype,
+                          device=self.device)
+        self.counters.hvps += result.matvecs
+        return EigResult(result.values.to("cpu", torch.float64).numpy(), result.vectors, result.matvecs,
+                         result.iterations, result.converged)
+
+    @torch.no_grad()
+    def accuracy(self, theta) -> float:
+        self.counters.losses += 1
+        out = self.model.forward(TORCH_OPS, self.model.layout.unflatten(theta), self._x)
+        return accuracy(self.spec.loss, out.to("cpu", torch.float64).numpy(), self.data.y, self.data.num_classes)
+
+    @torch.no_grad()
+    def test_loss_accuracy(self, theta) -> tuple[float, float]:
+        if self._x_test is None:
+            return float("nan"), float("nan")
+        self.counters.losses += 1
+        value, out = self._objective(theta, self._x_test, self._y_test)[1]
+        acc = accuracy(self.spec.loss, out.to("cpu", torch.float64).numpy(), self.data.y_test, self.data.num_classes)
+        return float(value), acc

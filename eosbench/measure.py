@@ -1,0 +1,161 @@
+"""The measurement engine: train a task with its optimizer and record the ground-truth trajectory.
+
+Per measured step t (before the update θ_t → θ_{t+1}) the frame holds: ``loss``, ``accuracy``,
+``grad_norm``, ``param_norm``, ``dist_init`` (‖θ_t − θ_0‖), and at sharpness steps ``sharpness`` (the
+largest *algebraic* Hessian eigenvalue), ``eig_2..eig_k``, ``eos_ratio`` = sharpness / threshold (η·S/2
+for GD). SGD adds ``minibatch_loss`` and ``batch_sharpness`` (g_Bᵀ H_B g_B / ‖g_B‖² on the step's batch);
+Adam and RMSProp add ``precond_sharpness`` λ_max(P⁻¹H) and ``precond_threshold``. Test loss/accuracy
+appear at ``test_every`` steps. A non-finite loss, or one above the plan's ``diverge_loss``, ends the
+run with outcome ``diverged`` — a measured result, not an error.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import eosbench
+from eosbench.losses import accuracy
+from eosbench.optimizers import make_optimizer
+from eosbench.oracle import Oracle, build_oracle
+from eosbench.spec import TaskSpec, spec_hash
+from eosbench.store import Store
+from eosbench.trajectory import Trajectory
+
+StepCallback = Callable[[int, int], None]
+
+
+def resolve_lr(spec: TaskSpec, oracle: Oracle, theta0) -> tuple[float, dict]:
+    """The learning rate: the spec's ``lr``, or c/λ0 with λ0 the sharpness at θ0."""
+    if spec.optimizer.lr is not None:
+        return spec.optimizer.lr, {"lr_source": "spec"}
+    top = oracle.eigs(theta0, 1, tol=spec.measure.eig_tol, maxiter=10 * spec.measure.eig_maxiter)
+    lam0 = float(top.values[0])
+    return spec.optimizer.c / lam0, {"lr_source": "c/lambda0", "lambda0": lam0, "c": spec.optimizer.c}
+
+
+def _norm(oracle: Oracle, v) -> float:
+    return float(np.linalg.norm(oracle.to_numpy(v)))
+
+
+def measure(spec: TaskSpec, *, backend: str = "torch", device: str | None = None,
+            data_dir: str | Path | None = None, on_step: StepCallback | None = None,
+            oracle: Oracle | None = None) -> Trajectory:
+    """Run the task's optimizer from θ0 for ``spec.steps`` steps and record the trajectory."""
+    started = time.perf_counter()
+    oracle = oracle or build_oracle(spec, backend=backend, device=device, data_dir=data_dir)
+    plan = spec.measure
+    theta = oracle.theta0()
+    theta_init = oracle.to_numpy(theta)
+    lr, lr_info = resolve_lr(spec, oracle, theta)
+    opt = make_optimizer(spec.optimizer, lr, oracle.data.n)
+    checkpoint_steps = set(spec.checkpoint_steps())
+
+    rows: list[dict] = []
+    checkpoints: dict[int, np.ndarray] = {}
+    warm = warm_pre = None
+    outcome, eig_failures = "completed", 0
+    for t in range(spec.steps + 1):
+        measured = t % plan.every == 0 or t == spec.steps
+        if measured:
+            loss, g, out = oracle.loss_grad_outputs(theta)
+        else:
+            loss, g = oracle.loss_and_grad(theta)
+        diverged = not math.isfinite(loss) or loss > plan.diverge_loss
+        if measured or diverged:
+            theta_np = oracle.to_numpy(theta)
+            row = {"step": t, "loss": loss, "grad_norm": _norm(oracle, g),
+                   "param_norm": float(np.linalg.norm(theta_np)),
+                   "dist_init": float(np.linalg.norm(theta_np - theta_init))}
+            if measured:
+                row["accuracy"] = accuracy(spec.loss, out, oracle.data.y, oracle.data.num_classes)
+            if plan.test_every and t % plan.test_every == 0:
+                row["test_loss"], row["test_accuracy"] = oracle.test_loss_accuracy(theta)
+            rows.append(row)
+        if diverged:
+            outcome = "diverged"
+            break
+        if t in checkpoint_steps:
+            checkpoints[t] = oracle.to_numpy(theta)
+        if t % plan.sharpness_every == 0 or t == spec.steps:
+            row = rows[-1] if rows and rows[-1]["step"] == t else None
+            if row is None:
+                rows.append(row := {"step": t})
+            top = oracle.eigs(theta, plan.k, v0=warm, tol=plan.eig_tol, maxiter=plan.eig_maxiter)
+            eig_failures += not top.converged
+            warm = top.vectors
+            row["sharpness"] = float(top.values[0])
+            for i in range(1, plan.k):
+                row[f"eig_{i + 1}"] = float(top.values[i])
+            row["eos_ratio"] = row["sharpness"] / opt.threshold
+            row["eig_hvps"] = top.matvecs
+            d = opt.preconditioner()
+            if d is not None:
+                pre = oracle.eigs(theta, 1, v0=warm_pre, tol=plan.eig_tol, maxiter=plan.eig_maxiter, precondition=d)
+                warm_pre = pre.vectors
+                row["precond_sharpness"] = float(pre.values[0])
+                row["precond_threshold"] = opt.preconditioned_threshold
+        if t == spec.steps:
+            break
+        batch = opt.batch(t)
+        if batch is not None:
+            batch_loss, g = oracle.loss_and_grad(theta, batch)
+            if rows[-1]["step"] == t:
+                rows[-1]["minibatch_loss"] = batch_loss
+                if "sharpness" in rows[-1]:
+                    g_norm2 = float(np.dot(oracle.to_numpy(g), oracle.to_numpy(g)))
+                    hg = oracle.hvp(theta, g, batch)
+                    rows[-1]["batch_sharpness"] = float(np.dot(oracle.to_numpy(g), oracle.to_numpy(hg))) / max(g_norm2, 1e-300)
+        else:
+            ahead = opt.lookahead(theta)
+            if ahead is not None:
+                g = oracle.grad(ahead)
+        theta = opt.update(theta, g, t)
+        if on_step is not None:
+            on_step(t + 1, spec.steps)
+
+    frame = pd.DataFrame(rows).set_index("step").sort_index()
+    meta = _meta(spec, oracle, lr, lr_info, opt.threshold, outcome, frame, started, eig_failures)
+    return Trajectory(frame, meta, checkpoints)
+
+
+def _meta(spec: TaskSpec, oracle: Oracle, lr: float, lr_info: dict, threshold: float, outcome: str,
+          frame: pd.DataFrame, started: float, eig_failures: int) -> dict:
+    import torch
+
+    return {
+        "task_id": spec.id, "task_version": spec.version, "spec_hash": spec_hash(spec, oracle.backend),
+        "spec": spec.model_dump(mode="json"), "backend": oracle.backend, "device": str(spec.device),
+        "dtype": spec.dtype, "lr": lr, **lr_info, "threshold": threshold, "outcome": outcome,
+        "last_step": int(frame.index.max()), "num_params": oracle.num_params,
+        "model": oracle.model.describe(), "data": oracle.data.info, "data_hash": oracle.data.hash(),
+        "counters": oracle.counters.snapshot(), "eig_unconverged": eig_failures,
+        "wall_time_s": time.perf_counter() - started,
+        "versions": {"eosbench": eosbench.__version__, "torch": torch.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": {"machine": platform.machine(), "system": platform.system()},
+    }
+
+
+def ensure_trajectory(spec: TaskSpec, store: Store, *, backend: str = "torch", force: bool = False,
+                      device: str | None = None, data_dir: str | Path | None = None,
+                      on_step: StepCallback | None = None) -> tuple[Trajectory, bool]:
+    """The stored trajectory of ``spec`` (measuring and storing it first if missing, or if ``force``).
+
+    Returns the trajectory and whether it came from the cache.
+    """
+    if not force:
+        cached = store.load_trajectory(spec, backend)
+        if cached is not None:
+            return cached, True
+    trajectory = measure(spec, backend=backend, device=device, data_dir=data_dir, on_step=on_step)
+    store.save_trajectory(spec, trajectory, backend, replace=force)
+    return trajectory, False

@@ -1,0 +1,33 @@
+"""Static figures of measured trajectories (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from eosbench.trajectory import Trajectory  # noqa: E402
+
+
+def plot_trajectory(trajectory: Trajectory, output: str | Path) -> None:
+    """Two panels: training loss (log scale) and sharpness with the stability threshold (2/η for GD)."""
+    frame = trajectory.frame
+    fig, (ax_loss, ax_sharp) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    loss = frame["loss"].dropna()
+    ax_loss.plot(loss.index, loss.values, lw=1)
+    ax_loss.set_yscale("log")
+    ax_loss.set(xlabel="step", ylabel="training loss", title="loss")
+    sharp = frame["sharpness"].dropna()
+    ax_sharp.plot(sharp.index, sharp.values, lw=1, label="sharpness λ_max(H)")
+    for col in [c for c in frame.columns if c.startswith("eig_")]:
+        s = frame[col].dropna()
+        ax_sharp.plot(s.index, s.values, lw=0.7, alpha=0.6, label=col)
+    ax_sharp.axhline(trajectory.threshold, color="k", ls="--", lw=1, label=f"threshold {trajectory.threshold:.3g}")
+    ax_sharp.set(xlabel="step", ylabel="eigenvalue", title="sharpness")
+    ax_sharp.legend(fontsize=8)
+    fig.suptitle(f"{trajectory.meta['task_id']}  (η = {trajectory.lr:.4g}, {trajectory.outcome})")
+    fig.savefig(output, dpi=120)
+    plt.close(fig)

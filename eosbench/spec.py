@@ -1,0 +1,372 @@
+"""Task specifications: the pydantic models that a ``tasks/*.yaml`` file is validated against.
+
+A :class:`TaskSpec` fixes everything that decides the numbers of a measured run: the data recipe, the
+architecture and its initialization, the loss, the optimizer, the number of steps, the measurement plan,
+the dtype and the device. :func:`spec_hash` hashes the normalized spec (defaults filled in) so that
+two files that mean the same run share one store entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 1
+
+
+class _Strict(BaseModel):
+    """Base for every spec block: unknown fields are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------- data
+class _DataBase(_Strict):
+    n: int | None = Field(None, gt=0, description="number of training examples (None: all / the natural size)")
+    n_test: int = Field(0, ge=0, description="held-out examples for test loss and accuracy")
+    seed: int = Field(0, description="seed of generated data and of subset selection")
+
+
+class DigitsData(_DataBase):
+    """scikit-learn's 8×8 digits (1797 images), standardized per pixel."""
+
+    name: Literal["digits"] = "digits"
+    subset: Literal["first", "per_class"] = "first"
+    classes: list[int] | None = Field(None, description="keep only these digits (relabelled 0..k-1)")
+    targets: Literal["onehot", "index"] = "onehot"
+    standardize: bool = True
+
+
+class Cifar10Data(_DataBase):
+    """CIFAR-10 read from a local folder in torchvision's layout (``cifar-10-batches-py``)."""
+
+    name: Literal["cifar10"] = "cifar10"
+    subset: Literal["first", "per_class"] = "first"
+    classes: list[int] | None = None
+    targets: Literal["onehot", "index"] = "onehot"
+    normalize: bool = Field(True, description="per-channel standardization with the training set's statistics")
+    flatten: bool = Field(False, description="return vectors of 3072 instead of 3×32×32 images")
+
+
+class GaussianMixtureData(_DataBase):
+    """k isotropic Gaussian clusters in d dimensions with random means of norm ``separation``."""
+
+    name: Literal["gaussian-mixture"] = "gaussian-mixture"
+    dim: int = Field(10, gt=0)
+    classes: int = Field(2, ge=2)
+    separation: float = Field(3.0, gt=0)
+    targets: Literal["onehot", "index", "pm1"] = "onehot"
+
+
+class MoonsData(_DataBase):
+    """scikit-learn's two interleaving half-circles."""
+
+    name: Literal["moons"] = "moons"
+    noise: float = Field(0.1, ge=0)
+    targets: Literal["onehot", "index", "pm1"] = "pm1"
+
+
+class SparseCodingData(_DataBase):
+    """Sparse coding of Ahn et al. (2023): x = λ·y·e_j + ξ, ξ ~ N(0, I_d), y = ±1, j uniform."""
+
+    name: Literal["sparse-coding"] = "sparse-coding"
+    dim: int = Field(200, gt=0)
+    signal: float = Field(3.0, description="λ, the strength of the planted coordinate")
+
+
+class SortingData(_DataBase):
+    """Sequences of ``length`` tokens from a vocabulary of ``vocab``; the model predicts them sorted.
+
+    Input: the unsorted tokens, a separator, and the sorted tokens shifted right (teacher forcing);
+    targets: the sorted tokens (next-token prediction on the second half).
+    """
+
+    name: Literal["sorting"] = "sorting"
+    length: int = Field(5, gt=1)
+    vocab: int = Field(8, gt=1)
+
+
+class NoData(_Strict):
+    """Toy objectives with no data set (quadratics, UV model, ℓ(xy), deep chains)."""
+
+    name: Literal["none"] = "none"
+    target: float = Field(0.0, description="the scalar target y (UV model, deep chain); ignored by quadratics")
+
+
+DataSpec = Annotated[
+    DigitsData | Cifar10Data | GaussianMixtureData | MoonsData | SparseCodingData | SortingData | NoData,
+    Field(discriminator="name"),
+]
+
+
+# -------------------------------------------------------------------------------------------- model
+class Init(_Strict):
+    """Initialization: weights ~ N(0, (scale·gain)²/fan_in) for ``lecun``; ``normal`` is N(0, scale²)."""
+
+    scheme: Literal["lecun", "he", "xavier", "normal", "zeros"] = "lecun"
+    scale: float = Field(1.0, ge=0)
+
+
+class _ModelBase(_Strict):
+    seed: int = Field(0, description="seed of the initialization (independent of the backend)")
+    init: Init = Init()
+
+
+Activation = Literal["tanh", "relu", "gelu", "softplus", "linear", "sigmoid"]
+
+
+class MLPModel(_ModelBase):
+    """Fully connected network: ``widths`` are the hidden layers."""
+
+    arch: Literal["mlp"] = "mlp"
+    widths: list[int] = Field(default_factory=lambda: [64, 64])
+    activation: Activation = "tanh"
+    bias: bool = True
+    parameterization: Literal["standard", "ntk"] = "standard"
+
+
+class CNNModel(_ModelBase):
+    """Small CNN: 3×3 convolutions (stride 1, padding 1) each followed by activation and 2×2 mean pooling
+    when ``pool`` is set, then global mean pooling and a linear read-out. GroupNorm optional (never BatchNorm)."""
+
+    arch: Literal["cnn"] = "cnn"
+    channels: list[int] = Field(default_factory=lambda: [8, 16])
+    activation: Activation = "relu"
+    groupnorm_groups: int = Field(0, ge=0, description="0 disables GroupNorm")
+    pool: bool = True
+    bias: bool = True
+
+
+class TransformerModel(_ModelBase):
+    """Tiny causal transformer (pre-LayerNorm, written in plain ops so third derivatives are right)."""
+
+    arch: Literal["transformer"] = "transformer"
+    d_model: int = Field(16, gt=0)
+    heads: int = Field(2, gt=0)
+    layers: int = Field(1, gt=0)
+    d_mlp: int = Field(32, gt=0)
+    layernorm: bool = True
+
+
+class QuadraticModel(_ModelBase):
+    """L(θ) = ½ Σ_i λ_i θ_i² with the given spectrum (θ0 ~ N(0, scale²) unless ``theta0`` is given)."""
+
+    arch: Literal["quadratic"] = "quadratic"
+    spectrum: list[float]
+    theta0: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.theta0 is not None and len(self.theta0) != len(self.spectrum):
+            raise ValueError("theta0 must have one entry per eigenvalue in spectrum")
+        return self
+
+
+class UVModel(_ModelBase):
+    """f = uᵀv/√w on one example (Kalra, He, Barkeshli 2023); u, v ∈ R^w, entries ~ N(0, scale²)."""
+
+    arch: Literal["uv"] = "uv"
+    width: int = Field(100, gt=0)
+
+
+class ProductModel(_ModelBase):
+    """Two scalars (x, y) with objective ℓ(x·y) (Ahn et al. 2023); use with loss ``sym-logistic``/``sqrt``."""
+
+    arch: Literal["product"] = "product"
+    x0: float = 1.0
+    y0: float = 0.05
+
+
+class DeepChainModel(_ModelBase):
+    """Scalar deep chain ½(∏_{i=1}^L w_i − r)² (Nar & Sastry 2018); w_i = w0 + N(0, scale²)."""
+
+    arch: Literal["chain"] = "chain"
+    depth: int = Field(4, gt=0)
+    w0: float = 1.0
+
+
+class DeepLinearModel(_ModelBase):
+    """Deep linear network x ↦ W_L ⋯ W_1 x with square hidden layers of ``width``."""
+
+    arch: Literal["deep-linear"] = "deep-linear"
+    depth: int = Field(3, gt=0)
+    width: int = Field(8, gt=0)
+
+
+class SparseReLUModel(_ModelBase):
+    """Two-layer ReLU net with biases for the sparse-coding task (Ahn et al. 2023):
+    f(x) = Σ_i a_i·[relu(w_iᵀx + b_i) − relu(−w_iᵀx + b_i)], biases initialised at ``bias0``."""
+
+    arch: Literal["sparse-relu"] = "sparse-relu"
+    width: int = Field(20, gt=0)
+    bias0: float = 0.0
+
+
+ModelSpec = Annotated[
+    MLPModel | CNNModel | TransformerModel | QuadraticModel | UVModel | ProductModel | DeepChainModel
+    | DeepLinearModel | SparseReLUModel,
+    Field(discriminator="arch"),
+]
+
+# --------------------------------------------------------------------------------------------- loss
+LossName = Literal["mse", "ce", "logistic", "sym-logistic", "sqrt", "value"]
+"""``mse``: ½Σ_outputs(f−y)², mean over examples. ``ce``: softmax cross-entropy, mean. ``logistic``:
+log(1+e^{−yf}) with y=±1, mean. ``sym-logistic``: ℓ(z)=log(1+e^z)+log(1+e^{−z})−2log2 of the output z
+(ℓ''(0)=½). ``sqrt``: ℓ(z)=√(1+z²)−1 (ℓ''(0)=1). ``value``: the model's output is the loss."""
+
+
+# ---------------------------------------------------------------------------------------- optimizer
+class _OptimizerBase(_Strict):
+    lr: float | None = Field(None, gt=0, description="the learning rate η")
+    c: float | None = Field(None, gt=0, description="η = c/λ0, with λ0 the measured sharpness at θ0")
+
+    @model_validator(mode="after")
+    def _one_lr(self):
+        if (self.lr is None) == (self.c is None):
+            raise ValueError("give exactly one of 'lr' (the learning rate) and 'c' (η = c/λ0)")
+        return self
+
+
+class GD(_OptimizerBase):
+    """Full-batch gradient descent θ ← θ − η∇L(θ)."""
+
+    name: Literal["gd"] = "gd"
+
+
+class SGD(_OptimizerBase):
+    """Mini-batch SGD; batches drawn without replacement each epoch from the optimizer seed."""
+
+    name: Literal["sgd"] = "sgd"
+    batch_size: int = Field(gt=0)
+    seed: int = 0
+
+
+class Momentum(_OptimizerBase):
+    """Heavy ball v ← βv − η∇L, θ ← θ + v (Nesterov: gradient at θ + βv). Full batch."""
+
+    name: Literal["momentum"] = "momentum"
+    beta: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+
+
+class Adam(_OptimizerBase):
+    """Adam (Kingma & Ba) with bias correction; full batch."""
+
+    name: Literal["adam"] = "adam"
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    eps: float = Field(1e-8, ge=0)
+
+
+class RMSProp(_OptimizerBase):
+    """RMSProp ν ← β₂ν + (1−β₂)g², θ ← θ − η g/(√ν + ε); full batch."""
+
+    name: Literal["rmsprop"] = "rmsprop"
+    beta2: float = Field(0.99, ge=0, lt=1)
+    eps: float = Field(1e-8, ge=0)
+
+
+OptimizerSpec = Annotated[GD | SGD | Momentum | Adam | RMSProp, Field(discriminator="name")]
+
+
+# -------------------------------------------------------------------------------------- measurement
+class MeasurePlan(_Strict):
+    """Which steps are measured, how many eigenvalues, which steps keep a checkpoint of θ."""
+
+    every: int = Field(1, gt=0, description="loss, gradient norm and accuracy every this many steps")
+    sharpness_every: int = Field(1, gt=0, description="top-k Hessian eigenvalues every this many steps")
+    k: int = Field(1, gt=0, description="number of top eigenvalues (sharpness, eig_2, ..)")
+    eig_tol: float = Field(1e-7, gt=0, description="relative residual tolerance of the eigen-solver")
+    eig_maxiter: int = Field(100, gt=0)
+    checkpoints: list[int] | int = Field(
+        default_factory=list, description="steps whose θ is saved, or an interval (0 and the last step always)")
+    test_every: int = Field(0, ge=0, description="test loss/accuracy every this many steps (0: never)")
+    diverge_loss: float = Field(1e8, gt=0, description="a loss above this (or non-finite) ends the run as diverged")
+
+
+class ScoringPlan(_Strict):
+    """How forecasts on this task are scored."""
+
+    smoothing: float = Field(10.0, ge=0, description="σ in steps of the Gaussian that smooths measured series")
+    horizon: int | None = Field(None, gt=0, description="steps ahead on the forecast track (default: a quarter of the run)")
+
+
+class Sweep(_Strict):
+    """A learning-rate family: one task per value, ids ``<id>@lr=<v>`` or ``<id>@c=<v>``."""
+
+    lr: list[float] | None = None
+    c: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.lr is None) == (self.c is None):
+            raise ValueError("a sweep gives exactly one of 'lr' and 'c' as a list")
+        return self
+
+    @property
+    def key(self) -> str:
+        return "lr" if self.lr is not None else "c"
+
+    @property
+    def values(self) -> list[float]:
+        return list(self.lr if self.lr is not None else self.c)
+
+
+# --------------------------------------------------------------------------------------------- task
+class TaskSpec(_Strict):
+    """A standardized task: everything that decides a measured trajectory."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._=@+-]*$")
+    version: int = Field(1, ge=1)
+    tier: Literal["tiny", "small", "full"]
+    description: str = ""
+    data: DataSpec
+    model: ModelSpec
+    loss: LossName
+    optimizer: OptimizerSpec
+    steps: int = Field(gt=0)
+    measure: MeasurePlan = MeasurePlan()
+    scoring: ScoringPlan = ScoringPlan()
+    dtype: Literal["float64", "float32"] = "float64"
+    device: Literal["cpu", "cuda"] = "cpu"
+    family: str | None = Field(None, description="the sweep family this task was expanded from")
+    family_params: dict[str, float] = Field(default_factory=dict, description="e.g. depth, width of a phase family")
+    sweep: Sweep | None = None
+
+    @property
+    def lr_is_relative(self) -> bool:
+        return self.optimizer.c is not None
+
+    def checkpoint_steps(self) -> list[int]:
+        """Steps at which θ is saved: the plan's, plus 0 and the last step."""
+        plan = self.measure.checkpoints
+        steps = set(range(0, self.steps + 1, plan)) if isinstance(plan, int) else set(plan)
+        return sorted(s for s in steps | {0, self.steps} if 0 <= s <= self.steps)
+
+    def expand(self) -> list[TaskSpec]:
+        """One task per sweep value (ids ``id@c=2.5``); a task without a sweep is its own expansion."""
+        if self.sweep is None:
+            return [self]
+        out = []
+        for value in self.sweep.values:
+            opt = self.optimizer.model_copy(update={"lr": None, "c": None, self.sweep.key: value})
+            out.append(self.model_copy(update={
+                "id": f"{self.id}@{self.sweep.key}={value:g}", "optimizer": type(opt).model_validate(opt.model_dump()),
+                "family": self.id, "sweep": None}))
+        return out
+
+
+def normalized(spec: TaskSpec) -> dict:
+    """The fields that decide the numbers, with defaults filled in (id, text and scoring excluded)."""
+    return spec.model_dump(mode="json", exclude={"id", "version", "tier", "description", "scoring",
+                                                   "family", "family_params", "sweep"})
+
+
+def spec_hash(spec: TaskSpec, backend: str = "torch") -> str:
+    """A stable 16-hex-digit hash of the normalized spec and the backend that measures it."""
+    payload = json.dumps({"spec": normalized(spec), "backend": backend}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

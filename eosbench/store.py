@@ -1,0 +1,98 @@
+"""The content-addressed store of trajectories and predictions under ``EOSBENCH_HOME``.
+
+Layout: ``trajectories/<task-id>/<spec-hash>/`` (see :mod:`eosbench.trajectory`), and
+``predictions/<predictor>/<version>/<task-id>/<key>/``. Entries are written into a temporary sibling
+folder and renamed into place, so a crash never leaves a half-written entry and a rerun simply redoes
+what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import platformdirs
+
+from eosbench.spec import TaskSpec, spec_hash
+from eosbench.trajectory import META_FILE, Trajectory
+
+
+def default_home() -> Path:
+    """``$EOSBENCH_HOME`` or the user cache folder."""
+    env = os.environ.get("EOSBENCH_HOME")
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("eosbench"))
+
+
+@contextmanager
+def atomic_directory(final: Path, *, replace: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder; on success it becomes ``final`` in one rename, on error it is removed.
+
+    With ``replace`` an existing ``final`` is swapped out only after the new entry is complete.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{final.name}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        if final.exists():
+            if not replace:
+                shutil.rmtree(tmp)  # another process finished the same work first: keep theirs
+                return
+            trash = final.parent / f".old-{final.name}-{uuid.uuid4().hex[:8]}"
+            final.rename(trash)
+            tmp.rename(final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+class Store:
+    """Read and write trajectories (and, later, predictions) under one root folder."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else default_home()
+
+    def trajectory_dir(self, spec: TaskSpec, backend: str = "torch") -> Path:
+        return self.root / "trajectories" / spec.id / spec_hash(spec, backend)
+
+    def has_trajectory(self, spec: TaskSpec, backend: str = "torch") -> bool:
+        return (self.trajectory_dir(spec, backend) / META_FILE).exists()
+
+    def load_trajectory(self, spec: TaskSpec, backend: str = "torch") -> Trajectory | None:
+        directory = self.trajectory_dir(spec, backend)
+        return Trajectory.load(directory) if (directory / META_FILE).exists() else None
+
+    def save_trajectory(self, spec: TaskSpec, trajectory: Trajectory, backend: str = "torch",
+                        replace: bool = False) -> Path:
+        final = self.trajectory_dir(spec, backend)
+        with atomic_directory(final, replace=replace) as tmp:
+            trajectory.save(tmp)
+        trajectory.path = final
+        return final
+
+    def clean_partial(self) -> int:
+        """Remove temporary folders left by killed runs (their writer process is gone); returns how many."""
+        removed = 0
+        for tmp in self.root.glob("**/.tmp-*"):
+            pid = int(tmp.name.split("-")[1])
+            if not _alive(pid):
+                shutil.rmtree(tmp, ignore_errors=True)
+                removed += 1
+        return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
