@@ -209,5 +209,174 @@ def plot(ctx: click.Context, task_id: str, output: Path, backend: str, data_dir:
     console.print(f"wrote {output}")
 
 
+# ------------------------------------------------------------------------------------- predictors
+def _registry(plugins: tuple[str, ...] = ()):
+    from eosbench.registry import Registry
+
+    return Registry(plugins=list(plugins))
+
+
+@main.group()
+def predictors() -> None:
+    """List and inspect the theories eosbench can run."""
+
+
+@predictors.command("list")
+@click.option("--plugin", "plugins", multiple=True, type=click.Path(), help="Also load predictors from this .py file.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def predictors_list(plugins: tuple[str, ...], as_json: bool) -> None:
+    """List predictors with their version, tracks and where they came from."""
+    from eosbench.registry import describe
+
+    registry = _registry(plugins)
+    rows = [describe(registry.refs[n]) for n in registry.names()]
+    if as_json:
+        click.echo(json.dumps({"predictors": rows, "shadowed": [describe(r) for r in registry.shadowed],
+                               "broken": registry.broken}, indent=2))
+        return
+    table = Table(title="predictors")
+    for col in ("name", "version", "tracks", "source", "paper"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["version"], ", ".join(r.get("tracks") or []), r["source"], str(r.get("paper", "")))
+    out.print(table)
+    for r in registry.shadowed:
+        console.print(f"[yellow]shadowed[/] {r.name} from {r.source} ({r.location}): a built-in of the same name wins")
+    for name, err in registry.broken.items():
+        console.print(f"[red]broken[/] {name}: {err}")
+
+
+@predictors.command("show")
+@click.argument("name")
+@click.option("--plugin", "plugins", multiple=True, type=click.Path(), help="Also load predictors from this .py file.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def predictors_show(name: str, plugins: tuple[str, ...], as_json: bool) -> None:
+    """Show a predictor's manifest, source and docstring (imports its code)."""
+    from eosbench.registry import describe
+
+    ref = _registry(plugins).get(name)
+    info = describe(ref, ref.load())
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        if key != "doc":
+            out.print(f"[bold]{key}[/]: {value}", highlight=False)
+    out.print(info["doc"], highlight=False)
+
+
+# -------------------------------------------------------------------------------------- run/score
+def _print_record(record: dict) -> None:
+    for track, result in record["tracks"].items():
+        if track == "phase":
+            table = Table(title=f"{record['predictor']['name']} · phase track")
+            for col in ("family", "accuracy", "critical c error", "measured", "predicted"):
+                table.add_column(col)
+            for fam, f in result["families"].items():
+                crit = f["metrics"].get("critical_c_error")
+                table.add_row(fam, f"{f['metrics']['phase_accuracy']:.2f}", "-" if crit is None else f"{crit:.3f}",
+                              " ".join(f["measured"].get(t, "?") for t in f["values"]),
+                              " ".join(f["predicted"].get(t, "·") for t in f["values"]))
+            out.print(table)
+            continue
+        table = Table(title=f"{record['predictor']['name']} · {track} track")
+        for col in ("task", "status", "sharpness err", "loss err", "onset err", "skill S", "skill L", "HVPs", "time"):
+            table.add_column(col, justify="left" if col in ("task", "status") else "right")
+
+        def fmt(value):
+            return "-" if value is None or (isinstance(value, float) and value != value) else f"{value:.3g}"
+
+        for task, t in result["tasks"].items():
+            m, sk, cost = t.get("metrics", {}), t.get("skill", {}), t.get("cost", {})
+            status = t["status"] if t["status"] != "failed" else f"[red]failed[/]"
+            table.add_row(task, status, fmt(m.get("sharpness_error")), fmt(m.get("loss_error")),
+                          fmt(m.get("onset_error")), fmt(sk.get("sharpness_error")), fmt(sk.get("loss_error")),
+                          fmt(cost.get("hvps")), fmt(cost.get("wall_seconds")))
+        out.print(table)
+        agg = result["aggregate"]
+        out.print(f"  mean sharpness error {fmt(agg['sharpness_error'])}, mean loss error {fmt(agg['loss_error'])}, "
+                  f"median skill vs gradient flow (S/L) {fmt(agg['skill_sharpness_error'])}/{fmt(agg['skill_loss_error'])}, "
+                  f"coverage {agg['coverage']:.0%}", highlight=False)
+        for task, t in result["tasks"].items():
+            if t["status"] in ("failed", "skipped") and t.get("error"):
+                console.print(f"[red]{t['status']}[/] {task}: {t['error'].splitlines()[0]}", soft_wrap=True)
+
+
+def _run_or_score(ctx: click.Context, predictor: str, task_ids, suite, tracks, backend, plugins, data_dir,
+                  force, as_json, publish, results_dir, cached_only, budget=None) -> None:
+    from eosbench.runner import REFERENCE, RunContext, publish as publish_record, run
+
+    registry = _registry(plugins)
+    ref = registry.get(predictor)
+    catalog = _catalog(ctx)
+    specs = _select(catalog, task_ids, suite)
+    store = _store(ctx)
+    store.clean_partial()
+    reference = registry.refs.get(REFERENCE)
+    with console.status("starting", spinner="dots") as status:
+        run_ctx = RunContext(store=store, catalog=catalog, backend=backend, data_dir=str(data_dir) if data_dir else None,
+                             force=force, cached_only=cached_only, budget_seconds=budget,
+                             on_event=None if as_json else (lambda msg: status.update(msg)))
+        record = run(ref, specs, run_ctx, tracks=list(tracks) or None, suite=suite or "custom", reference=reference)
+    if publish:
+        path = publish_record(record, results_dir)
+        console.print(f"published {path}")
+    if as_json:
+        click.echo(json.dumps(record, indent=2, default=str))
+    else:
+        _print_record(record)
+
+
+_RUN_OPTIONS = [
+    click.argument("predictor"),
+    click.option("--suite", help="Suite to run (tiny, small, full, or a sweep family)."),
+    click.option("--tasks", "task_ids", multiple=True, help="Individual task ids (repeatable)."),
+    click.option("--track", "tracks", multiple=True, type=click.Choice(["trajectory", "forecast", "phase"]),
+                 help="Tracks to run (default: every track the predictor declares)."),
+    click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "jax"])),
+    click.option("--plugin", "plugins", multiple=True, type=click.Path(), help="Load predictors from this .py file."),
+    click.option("--data-dir", type=click.Path(path_type=Path), envvar="EOSBENCH_DATA", help="CIFAR-10 folder."),
+    click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON."),
+    click.option("--publish", is_flag=True, help="Write the result record into the leaderboard's results folder."),
+    click.option("--results-dir", type=click.Path(path_type=Path), default=Path("leaderboard/results"),
+                 show_default=True, help="Where --publish writes."),
+]
+
+
+def _with_run_options(fn):
+    for option in reversed(_RUN_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+@main.command("run")
+@_with_run_options
+@click.option("--force", is_flag=True, help="Re-run the predictor even if its predictions are stored.")
+@click.option("--budget", type=float, help="Wall seconds per task and origin (default: the manifest's budget_seconds).")
+@click.pass_context
+def run_cmd(ctx, predictor, suite, task_ids, tracks, backend, plugins, data_dir, as_json, publish, results_dir, force,
+            budget):
+    """Run PREDICTOR on a suite: measure missing ground truth, predict, score, print a table.
+
+    Each task runs in its own process under the predictor's budget: a crash, a hang, NaNs or wrong steps
+    are recorded as a failure of that task and the run goes on. Predictions are cached in the store.
+    """
+    if not suite and not task_ids:
+        suite = "tiny"
+    _run_or_score(ctx, predictor, task_ids, suite, tracks, backend, plugins, data_dir, force, as_json, publish,
+                  results_dir, cached_only=False, budget=budget)
+
+
+@main.command("score")
+@_with_run_options
+@click.pass_context
+def score_cmd(ctx, predictor, suite, task_ids, tracks, backend, plugins, data_dir, as_json, publish, results_dir):
+    """Re-score PREDICTOR's stored predictions against the stored ground truth, running nothing new."""
+    if not suite and not task_ids:
+        suite = "tiny"
+    _run_or_score(ctx, predictor, task_ids, suite, tracks, backend, plugins, data_dir, False, as_json, publish,
+                  results_dir, cached_only=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 1
+FORECAST_FRACTIONS = (0.25, 0.5, 0.75)
 
 
 class _Strict(BaseModel):
@@ -341,11 +342,21 @@ class TaskSpec(_Strict):
     def lr_is_relative(self) -> bool:
         return self.optimizer.c is not None
 
+    def forecast_origins(self) -> list[int]:
+        """Steps the forecast track starts from: 25, 50 and 75 % of the run."""
+        return [round(self.steps * f) for f in FORECAST_FRACTIONS]
+
+    @property
+    def horizon(self) -> int:
+        """Steps ahead on the forecast track."""
+        return self.scoring.horizon or max(1, self.steps // 4)
+
     def checkpoint_steps(self) -> list[int]:
-        """Steps at which θ is saved: the plan's, plus 0 and the last step."""
+        """Steps at which θ is saved: the plan's, the forecast origins, 0 and the last step."""
         plan = self.measure.checkpoints
         steps = set(range(0, self.steps + 1, plan)) if isinstance(plan, int) else set(plan)
-        return sorted(s for s in steps | {0, self.steps} if 0 <= s <= self.steps)
+        steps |= {0, self.steps, *self.forecast_origins()}
+        return sorted(s for s in steps if 0 <= s <= self.steps)
 
     def expand(self) -> list[TaskSpec]:
         """One task per sweep value (ids ``id@c=2.5``); a task without a sweep is its own expansion."""
@@ -370,3 +381,19 @@ def spec_hash(spec: TaskSpec, backend: str = "torch") -> str:
     """A stable 16-hex-digit hash of the normalized spec and the backend that measures it."""
     payload = json.dumps({"spec": normalized(spec), "backend": backend}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------- predictor
+class PredictorManifest(_Strict):
+    """``predictor.yaml`` of a predictor folder (``baselines/<name>/`` or ``submissions/<name>/``)."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="unique, lower-case, dashes")
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="MAJOR.MINOR.PATCH; bump MINOR when numbers may change")
+    authors: list[str] = Field(min_length=1)
+    paper: str = Field(description="link or citation of the theory")
+    description: str
+    entry: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="module:Class inside the folder")
+    backends: list[Literal["torch", "jax"]] = Field(default_factory=lambda: ["torch"])
+    tracks: list[Literal["trajectory", "forecast", "phase"]] = Field(default_factory=lambda: ["trajectory", "forecast"])
+    budget_seconds: float = Field(600.0, gt=0, description="wall-clock budget per task")

@@ -62,5 +62,5 @@ def test_lr_sweep_replaces_lr():
 
 
 def test_checkpoint_steps_include_ends():
-    assert make(measure={"checkpoints": 4}).checkpoint_steps() == [0, 4, 8, 10]
-    assert make(measure={"checkpoints": [3, 99]}).checkpoint_steps() == [0, 3, 10]
+    assert make(measure={"checkpoints": 4}).checkpoint_steps() == [0, 2, 4, 5, 8, 10]
+    assert make(measure={"checkpoints": [3, 99]}).checkpoint_steps() == [0, 2, 3, 5, 8, 10]

@@ -1,0 +1,196 @@
+"""Finding predictors: ``baselines/`` (built-in), ``submissions/``, the ``eosbench.predictors`` entry-point
+group, and ``--plugin path/to/file.py``.
+
+Discovery reads only manifests and entry-point names; a plugin's code is imported when a run asks for
+it, so one broken plugin breaks only the runs that use it, with an error naming the plugin and the
+cause. Earlier sources win name clashes (built-ins first); two predictors of the same name in the same
+source are an error. Unknown names list what exists, with a "did you mean".
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from eosbench.catalog import format_validation_error
+from eosbench.errors import EosbenchError, SpecError, unknown_name
+from eosbench.predictor import Predictor
+from eosbench.spec import PredictorManifest
+
+MANIFEST = "predictor.yaml"
+ENTRY_POINT_GROUP = "eosbench.predictors"
+SOURCES = ("builtin", "submission", "entry-point", "plugin")
+
+
+class PluginError(EosbenchError):
+    """A predictor plugin could not be imported or is not a valid predictor."""
+
+
+@dataclass(frozen=True)
+class PredictorRef:
+    """Where a predictor lives; picklable, so a worker process can load it again."""
+
+    name: str
+    source: str  # one of SOURCES
+    location: str  # folder, file, or "dist:module:Class" for entry points
+    entry: str = ""
+    manifest: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("version", "unknown"))
+
+    def load(self) -> type[Predictor]:
+        """Import the plugin and return its predictor class."""
+        try:
+            if self.source in ("builtin", "submission"):
+                cls = _load_from_folder(Path(self.location), self.entry)
+            elif self.source == "entry-point":
+                module_name, _, attr = self.entry.partition(":")
+                cls = getattr(importlib.import_module(module_name), attr)
+            else:
+                cls = _classes_in_file(Path(self.location))[self.name]
+        except PluginError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any import-time failure of third-party code is reported
+            raise PluginError(f"Predictor {self.name!r} ({self.source}: {self.location}) failed to load: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        if not (inspect.isclass(cls) and issubclass(cls, Predictor)):
+            raise PluginError(f"Predictor {self.name!r} ({self.location}): {self.entry or cls!r} is not a "
+                              "subclass of eosbench.predictor.Predictor.")
+        return cls
+
+
+def _load_from_folder(folder: Path, entry: str) -> type:
+    """Import ``module:Class`` from a predictor folder, treating the folder as a package."""
+    module_name, _, attr = entry.partition(":")
+    package = "eosbench_plugins_" + "".join(ch if ch.isalnum() else "_" for ch in str(folder.resolve()))
+    if package not in sys.modules:
+        pkg = types.ModuleType(package)
+        pkg.__path__ = [str(folder)]
+        sys.modules[package] = pkg
+    module = importlib.import_module(f"{package}.{module_name}")
+    if not hasattr(module, attr):
+        raise PluginError(f"{folder / (module_name.replace('.', '/') + '.py')} has no attribute {attr!r} "
+                          f"(entry {entry!r} in {folder / MANIFEST}).")
+    return getattr(module, attr)
+
+
+def _classes_in_file(path: Path) -> dict[str, type[Predictor]]:
+    """Predictor subclasses defined in a Python file, by their ``name``."""
+    if not path.exists():
+        raise PluginError(f"Plugin file {path} does not exist.")
+    module_name = "eosbench_plugin_file_" + "".join(ch if ch.isalnum() else "_" for ch in str(path.resolve()))
+    if module_name in sys.modules:
+        module = sys.modules[module_name]
+    else:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception:
+            del sys.modules[module_name]
+            raise
+    found = {obj.name: obj for obj in vars(module).values()
+             if inspect.isclass(obj) and issubclass(obj, Predictor) and obj.__module__ == module_name
+             and not inspect.isabstract(obj)}
+    if not found:
+        raise PluginError(f"Plugin file {path} defines no subclass of eosbench.predictor.Predictor.")
+    return found
+
+
+def read_manifest(folder: Path) -> PredictorManifest:
+    path = folder / MANIFEST
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"Malformed YAML in {path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path} must hold a mapping (name, version, authors, paper, description, entry).")
+    try:
+        return PredictorManifest.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(path, exc).replace("Invalid task file", "Invalid predictor manifest")) from None
+
+
+def default_roots() -> list[Path]:
+    """Folders that may hold ``baselines/`` and ``submissions/``: the source tree and the working directory."""
+    roots = [Path(__file__).resolve().parents[1], Path.cwd().resolve()]
+    return list(dict.fromkeys(roots))
+
+
+class Registry:
+    """Every predictor this installation can run, by name."""
+
+    def __init__(self, roots: list[Path] | None = None, plugins: list[str | Path] = ()):
+        self.roots = roots if roots is not None else default_roots()
+        self.plugin_files = [Path(p) for p in plugins]
+        self.refs: dict[str, PredictorRef] = {}
+        self.shadowed: list[PredictorRef] = []
+        self.broken: dict[str, str] = {}
+        self._discover()
+
+    def _add(self, ref: PredictorRef, seen_in_source: dict[str, set[str]]) -> None:
+        names = seen_in_source.setdefault(ref.source, set())
+        if ref.name in names:
+            raise PluginError(f"Two {ref.source} predictors are named {ref.name!r} "
+                              f"({self.refs.get(ref.name, ref).location} and {ref.location}); rename one.")
+        names.add(ref.name)
+        if ref.name in self.refs:
+            self.shadowed.append(ref)
+        else:
+            self.refs[ref.name] = ref
+
+    def _discover(self) -> None:
+        seen: dict[str, set[str]] = {}
+        for source, sub in (("builtin", "baselines"), ("submission", "submissions")):
+            for root in self.roots:
+                for manifest_path in sorted((root / sub).glob(f"*/{MANIFEST}")):
+                    folder = manifest_path.parent
+                    try:
+                        manifest = read_manifest(folder)
+                    except SpecError as exc:
+                        self.broken[folder.name] = str(exc)
+                        continue
+                    self._add(PredictorRef(manifest.name, source, str(folder), manifest.entry,
+                                           manifest.model_dump(mode="json")), seen)
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = ep.dist.name if ep.dist is not None else "unknown"
+            self._add(PredictorRef(ep.name, "entry-point", f"{dist}", ep.value,
+                                   {"name": ep.name, "version": ep.dist.version if ep.dist else "unknown"}), seen)
+        for path in self.plugin_files:
+            for name, cls in _classes_in_file(path).items():
+                self._add(PredictorRef(name, "plugin", str(path), f"{path.stem}:{cls.__name__}",
+                                       {"name": name, "version": getattr(cls, "version", "unknown")}), seen)
+
+    def names(self) -> list[str]:
+        return sorted(self.refs)
+
+    def get(self, name: str) -> PredictorRef:
+        if name in self.refs:
+            return self.refs[name]
+        if name in self.broken:
+            raise PluginError(f"Predictor folder {name!r} has an invalid manifest: {self.broken[name]}")
+        raise unknown_name("predictor", name, self.names())
+
+
+def describe(ref: PredictorRef, cls: type[Predictor] | None = None) -> dict:
+    """What ``predictors show`` prints: the manifest plus where it came from."""
+    info = {"name": ref.name, "version": ref.version, "source": ref.source, "location": ref.location,
+            "entry": ref.entry, **{k: v for k, v in ref.manifest.items() if k not in ("name", "version")}}
+    if cls is not None:
+        info.setdefault("tracks", list(cls.tracks))
+        info.setdefault("backends", list(cls.backends))
+        info["version"] = ref.manifest.get("version", getattr(cls, "version", "unknown"))
+        info["doc"] = inspect.getdoc(cls) or ""
+    return info

@@ -1,0 +1,108 @@
+"""The schema of published result records (``leaderboard/results/<predictor>/<suite>@<version>.json``).
+
+A record carries the versions of eosbench, of the predictor and of every task (spec hash and data hash),
+so results from different versions are never mixed silently. Unknown values are written as ``null``,
+never dropped. :func:`load_result` validates a file and names the file and field that are wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from eosbench.errors import SpecError
+
+RESULT_SCHEMA_VERSION = 1
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PredictorInfo(_Record):
+    name: str
+    version: str
+    source: str
+    authors: list[str] | None = None
+    paper: str | None = None
+    description: str | None = None
+
+
+class TaskResult(_Record):
+    """One task on a trajectory or forecast track."""
+
+    task_version: int
+    spec_hash: str
+    data_hash: str | None
+    tier: str
+    family: str | None = None
+    status: Literal["ok", "failed", "not-applicable", "skipped"]
+    error: str | None = None
+    lr: float | None = None
+    threshold: float | None = None
+    measured_outcome: str | None = None
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    skill: dict[str, float | None] = Field(default_factory=dict)
+    covered: list[str] = Field(default_factory=list)
+    cost: dict[str, float] = Field(default_factory=dict)
+    origins: list[int] = Field(default_factory=list)
+
+
+class ForecastTrack(_Record):
+    tasks: dict[str, TaskResult]
+    aggregate: dict[str, float | int | None]
+
+
+class FamilyResult(_Record):
+    """One sweep family on the phase track."""
+
+    sweep: Literal["c", "lr"]
+    values: dict[str, float]
+    measured: dict[str, str]
+    predicted: dict[str, str]
+    measured_critical: dict[str, float]
+    predicted_critical: dict[str, float]
+    status: dict[str, str]
+    errors: dict[str, str]
+    family_params: dict[str, float]
+    metrics: dict[str, float | None]
+
+
+class PhaseTrack(_Record):
+    families: dict[str, FamilyResult]
+    aggregate: dict[str, float | int | None]
+
+
+class ResultRecord(_Record):
+    """A predictor's results on one suite."""
+
+    schema_version: Literal[1]
+    kind: Literal["eosbench-result"]
+    predictor: PredictorInfo
+    suite: str
+    backend: str
+    eosbench_version: str
+    created: str
+    host: dict[str, str]
+    tracks: dict[Literal["trajectory", "forecast", "phase"], ForecastTrack | PhaseTrack]
+
+
+def load_result(path: str | Path) -> ResultRecord:
+    """Read and validate a result file; a wrong schema version or field is an error naming both."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"Result file {path} is not valid JSON: {exc}.") from None
+    version = raw.get("schema_version") if isinstance(raw, dict) else None
+    if version != RESULT_SCHEMA_VERSION:
+        raise SpecError(f"Result file {path}: field 'schema_version' is {version!r}, this eosbench reads "
+                        f"version {RESULT_SCHEMA_VERSION}; migrate it with 'eosbench migrate' or re-run.")
+    try:
+        return ResultRecord.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors()[:5])
+        raise SpecError(f"Invalid result file {path}: {problems}.") from None

@@ -1,0 +1,364 @@
+"""Run a predictor on tasks: measure missing ground truth, predict in isolated processes, score, record.
+
+A unit of work is (predictor, task, track): a pure function of the task spec, the predictor version
+and the backend, so its result is the same wherever it runs. Each unit runs in its own process (started
+from a forkserver that has eosbench imported), so a crash, a hang past the budget, NaNs or wrong steps
+are recorded as a failure of that task while the rest of the run goes on. Successful predictions are
+cached in the store, keyed by predictor version and task hash; ``eosbench score`` re-scores them.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import platform
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import eosbench
+from eosbench.catalog import Catalog
+from eosbench.errors import DataUnavailableError
+from eosbench.measure import ensure_trajectory
+from eosbench.predictor import PHASES, SERIES, Budget, Prediction
+from eosbench.registry import PredictorRef
+from eosbench.results import RESULT_SCHEMA_VERSION
+from eosbench.scoring import forecast_metrics, phase_metrics, skill
+from eosbench.spec import TaskSpec, spec_hash
+from eosbench.store import Store, atomic_directory
+from eosbench.tracks import (critical_values, make_problem, measured_frame, origins, phase_label,
+                             requested_steps)
+from eosbench.trajectory import Trajectory, write_json
+
+REFERENCE = "gradient-flow"
+Progress = Callable[[str], None]
+
+
+# ------------------------------------------------------------------------------ worker side
+def predict_unit(ref: PredictorRef, spec: TaskSpec, track: str, backend: str, store_root: str,
+                 data_dir: str | None, budget_seconds: float) -> dict[int, dict]:
+    """Run one predictor on one task's problems (inside a worker process); returns per-origin payloads."""
+    from eosbench.oracle import build_oracle
+
+    trajectory = Store(store_root).load_trajectory(spec, "torch")
+    oracle = build_oracle(spec, backend=backend, data_dir=data_dir)
+    predictor = ref.load()()
+    out: dict[int, dict] = {}
+    for t0 in origins(track, spec, trajectory):
+        problem = make_problem(track, spec, trajectory, oracle, t0, Budget(wall_seconds=budget_seconds))
+        before, started = oracle.counters.snapshot(), time.perf_counter()
+        prediction = predictor.predict(problem)
+        if not isinstance(prediction, Prediction):
+            raise TypeError(f"predict() returned {type(prediction).__name__}, not eosbench.predictor.Prediction")
+        cost = {"wall_seconds": time.perf_counter() - started, **oracle.counters.since(before)}
+        out[t0] = {"frame": prediction.frame, "scalars": prediction.scalars,
+                   "diagnostics": prediction.diagnostics, "cost": cost}
+    return out
+
+
+def _child(conn, fn, args) -> None:
+    try:
+        conn.send(("ok", fn(*args)))
+    except BaseException as exc:  # noqa: BLE001 - everything a plugin raises is reported, not re-raised
+        tb = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
+        conn.send(("error", f"{type(exc).__name__}: {exc}\n{''.join(tb)}"))
+    finally:
+        conn.close()
+
+
+def run_isolated(fn: Callable, args: tuple, timeout: float) -> tuple[str, Any]:
+    """Call ``fn(*args)`` in a fresh process; ("ok", value), ("error", text) or ("timeout"/"crash", text)."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["eosbench.runner"])
+    parent, child = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_child, args=(child, fn, args), daemon=True)
+    process.start()
+    child.close()
+    try:
+        if parent.poll(timeout):
+            try:
+                return parent.recv()
+            except EOFError:
+                pass
+        else:
+            return "timeout", f"no answer within the budget of {timeout:.0f} s"
+    finally:
+        if process.is_alive():
+            process.kill()
+        process.join()
+        parent.close()
+    return "crash", f"the predictor process died (exit code {process.exitcode})"
+
+
+# ------------------------------------------------------------------------------ validation
+def validate_prediction(payload: dict, requested: np.ndarray, track: str) -> str | None:
+    """Why a prediction is unusable (None if it is fine)."""
+    frame = payload["frame"]
+    if not isinstance(frame, pd.DataFrame):
+        return f"frame is a {type(frame).__name__}, not a pandas DataFrame"
+    extra_steps = sorted(set(int(s) for s in frame.index) - set(int(s) for s in requested))
+    if extra_steps:
+        return f"prediction has steps that were not requested: {extra_steps[:5]}"
+    bad_cols = [c for c in frame.columns if c not in SERIES and not str(c).startswith("eig_")]
+    if bad_cols:
+        return f"unknown columns {bad_cols}; allowed: {', '.join(SERIES)}, eig_2, eig_3, ..."
+    values = frame.to_numpy(dtype=float) if len(frame.columns) else np.zeros((0, 0))
+    if values.size and not np.isfinite(values).all():
+        return "prediction contains NaN or infinite values"
+    phase = payload["scalars"].get("phase")
+    if phase is not None and phase not in PHASES:
+        return f"phase {phase!r} is not one of {', '.join(PHASES)}"
+    if track == "phase" and phase is None and not len(frame):
+        return "the phase track needs the scalar 'phase'"
+    return None
+
+
+# ------------------------------------------------------------------------------ prediction cache
+def _prediction_dir(store: Store, ref: PredictorRef, spec: TaskSpec, track: str, backend: str) -> Path:
+    return (store.root / "predictions" / ref.name / ref.version / spec.id
+            / f"{spec_hash(spec)}-{track}-{backend}")
+
+
+def save_predictions(path: Path, payloads: dict[int, dict]) -> None:
+    with atomic_directory(path, replace=True) as tmp:
+        meta = {}
+        for t0, p in payloads.items():
+            p["frame"].to_parquet(tmp / f"origin_{t0}.parquet")
+            meta[str(t0)] = {k: p[k] for k in ("scalars", "diagnostics", "cost")}
+        write_json(tmp / "meta.json", meta)
+
+
+def load_predictions(path: Path) -> dict[int, dict] | None:
+    if not (path / "meta.json").exists():
+        return None
+    import json
+
+    meta = json.loads((path / "meta.json").read_text())
+    return {int(t0): {"frame": pd.read_parquet(path / f"origin_{t0}.parquet"), **m} for t0, m in meta.items()}
+
+
+# ------------------------------------------------------------------------------ scoring of a unit
+def scored_steps(track: str, spec: TaskSpec, trajectory: Trajectory, t0: int) -> np.ndarray:
+    """Requested steps that have a finite measurement (a diverged run is scored up to its divergence)."""
+    steps = requested_steps(track, spec, trajectory, t0)
+    return steps[steps <= int(measured_frame(trajectory).index.max())]
+
+
+def score_unit(spec: TaskSpec, trajectory: Trajectory, track: str, payloads: dict[int, dict]) -> dict:
+    """Metrics averaged over the unit's origins, and the quantities covered."""
+    measured = measured_frame(trajectory)
+    per_origin, covered = [], set()
+    for t0, payload in payloads.items():
+        metrics, cov = forecast_metrics(
+            Prediction(payload["frame"], payload["scalars"]), measured, threshold=trajectory.threshold,
+            sigma=spec.scoring.smoothing, steps=scored_steps(track, spec, trajectory, t0),
+            with_onset=(track == "trajectory"))
+        per_origin.append(metrics)
+        covered |= set(cov)
+    keys = sorted({k for m in per_origin for k in m})
+    return {"metrics": {k: float(np.nanmean([m.get(k, math.nan) for m in per_origin])) for k in keys},
+            "covered": sorted(covered)}
+
+
+# ------------------------------------------------------------------------------ orchestration
+@dataclass
+class UnitOutcome:
+    """What happened to one (predictor, task, track) unit."""
+
+    task_id: str
+    status: str  # ok | failed | not-applicable | skipped
+    error: str | None = None
+    payloads: dict[int, dict] = field(default_factory=dict)
+    cached: bool = False
+
+
+@dataclass
+class RunContext:
+    store: Store
+    catalog: Catalog
+    backend: str = "torch"
+    data_dir: str | None = None
+    force: bool = False
+    cached_only: bool = False  # re-score stored predictions without running anything
+    budget_seconds: float | None = None  # overrides the manifest's budget per task
+    on_event: Progress | None = None
+
+    def say(self, message: str) -> None:
+        if self.on_event is not None:
+            self.on_event(message)
+
+
+def ground_truth(spec: TaskSpec, ctx: RunContext) -> Trajectory:
+    """The measured trajectory (measured now if the store lacks it). Always measured with torch."""
+    trajectory, cached = ensure_trajectory(spec, ctx.store, backend="torch", data_dir=ctx.data_dir)
+    if not cached:
+        ctx.say(f"measured {spec.id} in {trajectory.meta['wall_time_s']:.1f}s")
+    return trajectory
+
+
+def predict_task(ref: PredictorRef, cls: type, spec: TaskSpec, track: str, ctx: RunContext) -> UnitOutcome:
+    """Predict one task on one track, from the cache when possible, else in an isolated process."""
+    try:
+        trajectory = ground_truth(spec, ctx)
+    except DataUnavailableError as exc:
+        return UnitOutcome(spec.id, "skipped", str(exc))
+    if not cls().applies_to(spec):
+        return UnitOutcome(spec.id, "not-applicable")
+    path = _prediction_dir(ctx.store, ref, spec, track, ctx.backend)
+    cached = None if ctx.force else load_predictions(path)
+    if cached is not None:
+        return UnitOutcome(spec.id, "ok", payloads=cached, cached=True)
+    if ctx.cached_only:
+        return UnitOutcome(spec.id, "failed", "no stored prediction (run it first with eosbench run)")
+    budget = ctx.budget_seconds or float(ref.manifest.get("budget_seconds", 600.0))
+    n_origins = max(1, len(origins(track, spec, trajectory)))
+    status, value = run_isolated(predict_unit, (ref, spec, track, ctx.backend, str(ctx.store.root),
+                                                ctx.data_dir, budget), timeout=budget * n_origins + 5)
+    if status != "ok":
+        return UnitOutcome(spec.id, "failed", f"{status}: {value}".strip())
+    for t0, payload in value.items():
+        reason = validate_prediction(payload, requested_steps(track, spec, trajectory, t0), track)
+        if reason is not None:
+            return UnitOutcome(spec.id, "failed", f"invalid prediction from t0={t0}: {reason}")
+    save_predictions(path, value)
+    return UnitOutcome(spec.id, "ok", payloads=value)
+
+
+def _cost(payloads: dict[int, dict]) -> dict[str, float]:
+    keys = sorted({k for p in payloads.values() for k in p["cost"]})
+    return {k: float(sum(p["cost"].get(k, 0) for p in payloads.values())) for k in keys}
+
+
+def _task_record(spec: TaskSpec, trajectory: Trajectory | None, outcome: UnitOutcome) -> dict:
+    record = {"task_version": spec.version, "spec_hash": spec_hash(spec), "tier": spec.tier,
+              "family": spec.family, "status": outcome.status, "error": outcome.error,
+              "data_hash": trajectory.meta.get("data_hash") if trajectory else "unknown"}
+    if trajectory is not None:
+        record.update(lr=trajectory.lr, threshold=trajectory.threshold, measured_outcome=trajectory.outcome)
+    return record
+
+
+def run_forecast_track(ref: PredictorRef, cls: type, specs: list[TaskSpec], track: str, ctx: RunContext,
+                       reference: PredictorRef | None) -> dict:
+    """The trajectory or forecast track over ``specs``: per-task metrics, skill and cost."""
+    tasks: dict[str, dict] = {}
+    ref_cls = reference.load() if reference is not None and reference.name != ref.name else None
+    for spec in specs:
+        ctx.say(f"{track}: {spec.id}")
+        outcome = predict_task(ref, cls, spec, track, ctx)
+        trajectory = ctx.store.load_trajectory(spec, "torch")
+        record = _task_record(spec, trajectory, outcome)
+        if outcome.status == "ok":
+            record.update(score_unit(spec, trajectory, track, outcome.payloads))
+            record["cost"] = _cost(outcome.payloads)
+            record["origins"] = sorted(outcome.payloads)
+            if ref_cls is not None:
+                ref_outcome = predict_task(reference, ref_cls, spec, track, ctx)
+                if ref_outcome.status == "ok":
+                    ref_metrics = score_unit(spec, trajectory, track, ref_outcome.payloads)["metrics"]
+                    record["skill"] = {k: skill(v, ref_metrics.get(k, math.nan)) for k, v in record["metrics"].items()}
+            elif reference is not None:
+                record["skill"] = {k: 0.0 for k in record["metrics"]}
+        tasks[spec.id] = record
+    return {"tasks": tasks, "aggregate": aggregate(tasks)}
+
+
+def run_phase_track(ref: PredictorRef, cls: type, specs: list[TaskSpec], ctx: RunContext) -> dict:
+    """The phase track over the sweep families among ``specs``: labels, accuracy and critical values."""
+    families: dict[str, list[TaskSpec]] = {}
+    for spec in specs:
+        if spec.family is not None:
+            families.setdefault(spec.family, []).append(spec)
+    out: dict[str, dict] = {}
+    for family, members in families.items():
+        ctx.say(f"phase: {family}")
+        measured, predicted, values, errors, statuses = {}, {}, [], {}, {}
+        predicted_critical: dict[str, float] = {}
+        for spec in members:
+            outcome = predict_task(ref, cls, spec, "phase", ctx)
+            statuses[spec.id] = outcome.status
+            if outcome.status == "skipped":
+                continue
+            trajectory = ctx.store.load_trajectory(spec, "torch")
+            measured[spec.id] = phase_label(trajectory)
+            values.append((spec.id, spec.optimizer.c if spec.optimizer.c is not None else spec.optimizer.lr))
+            if outcome.status == "ok":
+                scalars = outcome.payloads[0]["scalars"]
+                if "phase" in scalars:
+                    predicted[spec.id] = scalars["phase"]
+                predicted_critical.update(scalars.get("critical_c") or {})
+            elif outcome.error:
+                errors[spec.id] = outcome.error
+        xs = [v for _, v in values]
+        measured_critical = critical_values(xs, [measured[i] for i, _ in values])
+        if not predicted_critical and len(predicted) == len(values):
+            predicted_critical = critical_values(xs, [predicted[i] for i, _ in values])
+        key = "c" if members[0].optimizer.c is not None else "lr"
+        out[family] = {"sweep": key, "values": dict(values), "measured": measured, "predicted": predicted,
+                       "measured_critical": measured_critical, "predicted_critical": predicted_critical,
+                       "status": statuses, "errors": errors, "family_params": dict(members[0].family_params),
+                       "metrics": phase_metrics(predicted, measured, predicted_critical, measured_critical)}
+    accuracies = [f["metrics"]["phase_accuracy"] for f in out.values()]
+    crit = [f["metrics"]["critical_c_error"] for f in out.values() if "critical_c_error" in f["metrics"]]
+    return {"families": out, "aggregate": {
+        "phase_accuracy": float(np.mean(accuracies)) if accuracies else math.nan,
+        "critical_c_error": float(np.mean(crit)) if crit else math.nan, "families": len(out)}}
+
+
+def aggregate(tasks: dict[str, dict]) -> dict:
+    """Suite-level summary of one predictor: means over answered tasks, mean skill, coverage."""
+    ok = [t for t in tasks.values() if t["status"] == "ok"]
+    scored = [t for t in tasks.values() if t["status"] in ("ok", "failed")]
+    out: dict[str, Any] = {"tasks": len(tasks), "ok": len(ok), "failed": sum(t["status"] == "failed" for t in tasks.values()),
+                           "coverage": len(ok) / len(scored) if scored else 0.0}
+    for key in ("sharpness_error", "loss_error", "onset_error"):
+        vals = [t["metrics"][key] for t in ok if math.isfinite(t["metrics"].get(key, math.nan))]
+        out[key] = float(np.mean(vals)) if vals else math.nan
+        sk = [t["skill"][key] for t in ok if math.isfinite(t.get("skill", {}).get(key, math.nan))]
+        out[f"skill_{key}"] = float(np.median(sk)) if sk else math.nan
+    out["hvps"] = float(sum(t.get("cost", {}).get("hvps", 0) for t in ok))
+    out["wall_seconds"] = float(sum(t.get("cost", {}).get("wall_seconds", 0) for t in ok))
+    return out
+
+
+def run(ref: PredictorRef, specs: list[TaskSpec], ctx: RunContext, *, tracks: list[str] | None = None,
+        suite: str | None = None, reference: PredictorRef | None = None) -> dict:
+    """Run ``ref`` on ``specs`` over the tracks it declares (or ``tracks``) and return the result record."""
+    cls = ref.load()
+    declared = list(ref.manifest.get("tracks") or cls.tracks)
+    wanted = [t for t in (tracks or declared) if t in declared]
+    record: dict[str, Any] = {
+        "schema_version": RESULT_SCHEMA_VERSION, "kind": "eosbench-result",
+        "predictor": {"name": ref.name, "version": ref.version, "source": ref.source,
+                      **{k: ref.manifest.get(k) for k in ("authors", "paper", "description") if k in ref.manifest}},
+        "suite": suite, "backend": ctx.backend, "eosbench_version": eosbench.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": {"machine": platform.machine(), "system": platform.system(), "python": platform.python_version()},
+        "tracks": {}}
+    for track in wanted:
+        if track == "phase":
+            record["tracks"]["phase"] = run_phase_track(ref, cls, specs, ctx)
+        else:
+            record["tracks"][track] = run_forecast_track(ref, cls, specs, track, ctx, reference)
+    return record
+
+
+def publish(record: dict, results_dir: Path) -> Path:
+    """Write a result record to ``<results>/<predictor>/<suite>@<MAJOR.MINOR>.json`` (atomically)."""
+    from eosbench.results import ResultRecord
+
+    ResultRecord.model_validate(record)  # never publish a record the site would refuse
+    major_minor = ".".join(str(record["eosbench_version"]).split(".")[:2])
+    path = results_dir / record["predictor"]["name"] / f"{record['suite'] or 'custom'}@{major_minor}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    write_json(tmp, record)
+    tmp.replace(path)
+    return path

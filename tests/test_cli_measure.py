@@ -1,0 +1,125 @@
+"""`eosbench measure`, the store and the error messages, end to end through the command line."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from eosbench.cli import main
+
+QUAD = """\
+id: quad
+tier: tiny
+data: {name: none}
+model: {arch: quadratic, spectrum: [1, 2, 3]}
+loss: value
+optimizer: {name: gd, lr: 0.1}
+steps: 30
+"""
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "quad.yaml").write_text(QUAD)
+    (tasks / "suites.yaml").write_text("tiny: [quad]\n")
+    monkeypatch.setenv("EOSBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EOSBENCH_TASKS", str(tasks))
+    return tmp_path
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_measure_then_cache_hit_then_force(env):
+    first = invoke("measure", "quad", "--json")
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.output)["tasks"][0]
+    assert summary["cached"] is False and summary["outcome"] == "completed"
+    entry = Path(summary["trajectory"])
+    assert {p.name for p in entry.iterdir()} == {"trajectory.parquet", "meta.json", "checkpoints.npz"}
+    assert json.loads(invoke("measure", "quad", "--json").output)["tasks"][0]["cached"] is True
+    assert json.loads(invoke("measure", "quad", "--json", "--force").output)["tasks"][0]["cached"] is False
+
+
+def test_same_spec_same_files(env):
+    entry = Path(json.loads(invoke("measure", "quad", "--json").output)["tasks"][0]["trajectory"])
+    before = {n: (entry / n).read_bytes() for n in ("trajectory.parquet", "checkpoints.npz")}
+    invoke("measure", "quad", "--force")
+    assert before == {n: (entry / n).read_bytes() for n in ("trajectory.parquet", "checkpoints.npz")}
+
+
+def test_tasks_list_and_show(env):
+    listing = json.loads(invoke("tasks", "list", "--json").output)
+    assert [t["id"] for t in listing["tasks"]] == ["quad"]
+    assert listing["suites"] == {"tiny": ["quad"]}
+    shown = json.loads(invoke("tasks", "show", "quad", "--json").output)
+    assert shown["optimizer"]["lr"] == 0.1 and len(shown["spec_hash"]) == 16
+
+
+def test_plot_writes_an_image(env):
+    out = env / "run.png"
+    result = invoke("plot", "quad", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("content, needles", [
+    ("id: quad\ntier: [tiny\n", ["Malformed YAML", "line"]),
+    (QUAD.replace("steps: 30", "steps: 30\nstepz: 4"), ["stepz", "unknown field"]),
+    (QUAD.replace("lr: 0.1", "lr: fast"), ["optimizer", "lr", "fast"]),
+    (QUAD.replace("arch: quadratic", "arch: quadratik"), ["model", "quadratik"]),
+])
+def test_bad_task_files_name_the_problem(env, content, needles):
+    (env / "tasks" / "quad.yaml").write_text(content)
+    result = CliRunner().invoke(main, ["measure", "quad"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in result.output, (needle, result.output)
+    assert "quad.yaml" in result.output
+
+
+def test_unknown_task_suggests(env):
+    result = CliRunner().invoke(main, ["measure", "quadd"])
+    assert result.exit_code == 2
+    assert "Did you mean 'quad'" in result.output and "Traceback" not in result.output
+
+
+def test_missing_cifar_folder_is_explained(env, tmp_path):
+    (env / "tasks" / "cifar.yaml").write_text(
+        "id: cifar\ntier: full\ndata: {name: cifar10, n: 10}\nmodel: {arch: mlp, widths: [8]}\nloss: mse\n"
+        "optimizer: {name: gd, lr: 0.01}\nsteps: 2\n")
+    result = CliRunner().invoke(main, ["measure", "cifar", "--data-dir", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert "nowhere" in result.output and "EOSBENCH_DATA" in result.output and "Traceback" not in result.output
+    (env / "tasks" / "suites.yaml").write_text("tiny: [quad, cifar]\n")
+    suite = CliRunner().invoke(main, ["measure", "--suite", "tiny", "--json", "--data-dir", str(tmp_path / "nowhere")])
+    assert suite.exit_code == 0
+    payload = json.loads(suite.output)
+    assert [s["task"] for s in payload["skipped"]] == ["cifar"]
+
+
+def test_killed_measure_leaves_no_entry_and_rerun_completes(env):
+    slow = QUAD.replace("steps: 30", "steps: 200000").replace("id: quad", "id: slow")
+    (env / "tasks" / "slow.yaml").write_text(slow)
+    proc = subprocess.Popen([sys.executable, "-m", "eosbench.cli", "measure", "slow"], env=os.environ.copy(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(6)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    home = env / "home" / "trajectories"
+    entries = [p for p in home.glob("slow/*") if not p.name.startswith(".")] if home.exists() else []
+    assert entries == []
+    (env / "tasks" / "slow.yaml").write_text(slow.replace("steps: 200000", "steps: 50"))
+    result = invoke("measure", "slow", "--json")
+    assert json.loads(result.output)["tasks"][0]["outcome"] == "completed"
+    assert not list(home.glob("**/.tmp-*"))

@@ -1,0 +1,71 @@
+"""The measurement engine against closed forms and published phenomena."""
+
+import numpy as np
+import pytest
+
+from eosbench.catalog import Catalog
+from eosbench.measure import measure
+from eosbench.tracks import phase_label
+from tests.helpers import task
+
+SPECTRUM = [0.5, 1.0, 2.0, 4.0]
+
+
+def quadratic(lr, steps=60):
+    return task({"arch": "quadratic", "spectrum": SPECTRUM, "theta0": [1.0, -0.5, 0.3, 0.2]}, loss="value",
+                lr=lr, steps=steps, measure={"k": 2})
+
+
+@pytest.mark.parametrize("lr", [0.1, 0.3, 0.45])
+def test_quadratic_loss_matches_closed_form(lr):
+    traj = measure(quadratic(lr))
+    lam, th0 = np.array(SPECTRUM), np.array([1.0, -0.5, 0.3, 0.2])
+    t = traj.frame.index.to_numpy()
+    expected = 0.5 * ((lam * th0 ** 2)[None, :] * (1 - lr * lam)[None, :] ** (2 * t[:, None])).sum(1)
+    np.testing.assert_allclose(traj.frame["loss"].to_numpy(), expected, rtol=1e-10)
+    np.testing.assert_allclose(traj.frame["sharpness"].to_numpy(), 4.0, rtol=1e-10)
+    np.testing.assert_allclose(traj.frame["eig_2"].to_numpy(), 2.0, rtol=1e-10)
+    np.testing.assert_allclose(traj.frame["eos_ratio"].to_numpy(), lr * 4.0 / 2, rtol=1e-12)
+
+
+def test_quadratic_diverges_exactly_above_two_over_lambda():
+    assert measure(quadratic(0.499, steps=3000)).outcome == "completed"
+    diverged = measure(quadratic(0.501, steps=3000))
+    assert diverged.outcome == "diverged"
+    assert phase_label(diverged) == "diverge"
+
+
+def test_checkpoints_hold_theta():
+    spec = quadratic(0.1)
+    traj = measure(spec)
+    assert sorted(traj.checkpoints) == spec.checkpoint_steps()
+    th0 = np.array([1.0, -0.5, 0.3, 0.2])
+    np.testing.assert_allclose(traj.checkpoint(30), th0 * (1 - 0.1 * np.array(SPECTRUM)) ** 30, rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return Catalog()
+
+
+def test_edge_of_stability_on_digits_mlp(catalog):
+    """Cohen et al. (2021): sharpness rises to 2/η and hovers there."""
+    traj = measure(catalog.get("digits-mlp-tanh-eos"))
+    assert traj.onset_step() is not None
+    ratio = traj.frame["eos_ratio"].dropna()
+    second_half = ratio[ratio.index >= traj.frame.index.max() / 2]
+    assert 0.95 <= second_half.mean() <= 1.15, second_half.mean()
+    assert phase_label(traj) == "eos"
+
+
+def test_uv_catapult_and_divergence(catalog):
+    for c in (2.5, 3.0, 3.5):
+        traj = measure(catalog.get(f"uv@c={c:g}"))
+        loss = traj.frame["loss"]
+        assert loss.max() > 1.5 * loss.iloc[0], c  # the loss catapults up ...
+        assert traj.frame["sharpness"].dropna().iloc[-1] < 2 / traj.lr, c  # ... and lands flatter than 2/η
+        assert traj.outcome == "completed"
+        assert phase_label(traj) == "catapult"
+    for c in (4.5, 6.0):
+        assert measure(catalog.get(f"uv@c={c:g}")).outcome == "diverged"
+    assert phase_label(measure(catalog.get("uv@c=1"))) == "monotone"

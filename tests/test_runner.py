@@ -1,0 +1,127 @@
+"""The runner: isolation of broken plugins, discovery, caching and re-scoring."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from eosbench.cli import main
+
+PLUGINS = str(Path(__file__).parent / "plugins" / "broken.py")
+QUAD = """\
+id: {id}
+tier: tiny
+data: {{name: none}}
+model: {{arch: quadratic, spectrum: [1, 2, 3]}}
+loss: value
+optimizer: {{name: gd, lr: 0.1}}
+steps: 40
+"""
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    for name in ("quad-a", "quad-b"):
+        (tasks / f"{name}.yaml").write_text(QUAD.format(id=name))
+    (tasks / "suites.yaml").write_text("tiny: [quad-a, quad-b]\n")
+    monkeypatch.setenv("EOSBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EOSBENCH_TASKS", str(tasks))
+    return tmp_path
+
+
+def run(*args):
+    result = CliRunner().invoke(main, ["run", *args, "--plugin", PLUGINS, "--json", "--track", "trajectory",
+                                       "--budget", "4"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+@pytest.mark.parametrize("name, needle", [
+    ("broken-raises", "this theory has a bug"),
+    ("broken-hangs", "timeout"),
+    ("broken-nan", "NaN"),
+    ("broken-steps", "not requested"),
+    ("broken-peeks", "KeyError"),
+    ("broken-crash", "died"),
+])
+def test_broken_plugin_fails_only_its_tasks(env, name, needle):
+    record = run(name)
+    tasks = record["tracks"]["trajectory"]["tasks"]
+    assert set(tasks) == {"quad-a", "quad-b"}
+    for t in tasks.values():
+        assert t["status"] == "failed"
+        assert needle in t["error"], t["error"]
+    assert record["tracks"]["trajectory"]["aggregate"]["failed"] == 2
+
+
+def test_good_plugin_scores_and_rescoring_reproduces(env):
+    record = run("fine-constant")
+    tasks = record["tracks"]["trajectory"]["tasks"]
+    assert all(t["status"] == "ok" for t in tasks.values())
+    assert tasks["quad-a"]["covered"] == ["loss"]
+    assert tasks["quad-a"]["metrics"]["loss_error"] > 0
+    rescored = CliRunner().invoke(main, ["score", "fine-constant", "--plugin", PLUGINS, "--json", "--track", "trajectory"])
+    again = json.loads(rescored.output)["tracks"]["trajectory"]["tasks"]
+    for task_id in tasks:
+        assert again[task_id]["metrics"] == tasks[task_id]["metrics"]
+
+
+def test_unknown_predictor_lists_available(env):
+    result = CliRunner().invoke(main, ["run", "fine-constan", "--plugin", PLUGINS])
+    assert result.exit_code == 2
+    assert "Did you mean 'fine-constant'" in result.output and "Available:" in result.output
+
+
+def test_publish_writes_valid_record(env, tmp_path):
+    results = tmp_path / "results"
+    CliRunner().invoke(main, ["run", "fine-constant", "--plugin", PLUGINS, "--track", "trajectory", "--publish",
+                              "--results-dir", str(results)], catch_exceptions=False)
+    files = list(results.glob("fine-constant/*.json"))
+    assert len(files) == 1 and files[0].name.startswith("tiny@")
+    record = json.loads(files[0].read_text())
+    from eosbench.results import ResultRecord
+
+    ResultRecord.model_validate(record)
+
+
+def test_entry_point_plugin_is_found_and_run(env, tmp_path):
+    pkg = tmp_path / "eosbench_test_plugin"
+    (pkg / "eosbench_test_plugin").mkdir(parents=True)
+    (pkg / "eosbench_test_plugin" / "__init__.py").write_text(textwrap.dedent('''
+        from eosbench.predictor import Prediction, Predictor
+
+        class Zero(Predictor):
+            name, version = "entry-point-zero", "0.1.0"
+
+            def predict(self, problem):
+                return Prediction.from_rows([{"step": int(s), "loss": 1.0} for s in problem.steps])
+    '''))
+    (pkg / "pyproject.toml").write_text(textwrap.dedent('''
+        [build-system]
+        requires = ["setuptools>=68"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "eosbench-test-plugin"
+        version = "0.1.0"
+        [project.entry-points."eosbench.predictors"]
+        entry-point-zero = "eosbench_test_plugin:Zero"
+    '''))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(pkg)],
+                   check=True)
+    try:
+        listing = subprocess.run([sys.executable, "-m", "eosbench.cli", "predictors", "list", "--json"],
+                                 check=True, capture_output=True, text=True)
+        sources = {p["name"]: p["source"] for p in json.loads(listing.stdout)["predictors"]}
+        assert sources["entry-point-zero"] == "entry-point"
+        ran = subprocess.run([sys.executable, "-m", "eosbench.cli", "run", "entry-point-zero", "--json",
+                              "--track", "trajectory"], check=True, capture_output=True, text=True)
+        tasks = json.loads(ran.stdout)["tracks"]["trajectory"]["tasks"]
+        assert all(t["status"] == "ok" for t in tasks.values())
+    finally:
+        subprocess.run([sys.executable, "-m", "pip", "uninstall", "-q", "-y", "eosbench-test-plugin"], check=True)
