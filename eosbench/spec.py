@@ -280,7 +280,7 @@ class MeasurePlan(_Strict):
     every: int = Field(1, gt=0, description="loss, gradient norm and accuracy every this many steps")
     sharpness_every: int = Field(1, gt=0, description="top-k Hessian eigenvalues every this many steps")
     k: int = Field(1, gt=0, description="number of top eigenvalues (sharpness, eig_2, ..)")
-    eig_tol: float = Field(1e-7, gt=0, description="relative residual tolerance of the eigen-solver")
+    eig_tol: float = Field(1e-4, gt=0, description="relative residual tolerance ‖Hu−λu‖ ≤ tol·λ of the eigen-solver (eigenvalues to ~tol²)")
     eig_maxiter: int = Field(100, gt=0)
     checkpoints: list[int] | int = Field(
         default_factory=list, description="steps whose θ is saved, or an interval (0 and the last step always)")

@@ -4,7 +4,7 @@ Phase rules, applied to a measured trajectory in this order:
 
 1. ``diverge`` — the run ended with a non-finite loss or one above the task's ``diverge_loss``.
 2. ``eos`` — over the last 20 % of the sharpness measurements, the mean of sharpness/threshold
-   (η·S/2 for GD) is at least 0.9: the run sits at the edge of stability.
+   (η·S/2 for GD) is at least 0.95: the run sits at the edge of stability.
 3. ``catapult`` — the loss rose above 1.5× its initial value at some step before settling
    (Lewkowycz et al. 2020: the loss grows, the sharpness falls, training converges to a flatter region).
 4. ``monotone`` — otherwise: the run converges without an early loss spike.
@@ -26,7 +26,7 @@ from eosbench.predictor import Budget, Problem
 from eosbench.spec import TaskSpec
 from eosbench.trajectory import Trajectory
 
-EOS_RATIO = 0.9
+EOS_RATIO = 0.95
 CATAPULT_RISE = 1.5
 TAIL_FRACTION = 0.2
 
