@@ -7,6 +7,7 @@ paragraph on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -235,8 +236,9 @@ def predictors_list(plugins: tuple[str, ...], as_json: bool) -> None:
                                "broken": registry.broken}, indent=2))
         return
     table = Table(title="predictors")
-    for col in ("name", "version", "tracks", "source", "paper"):
-        table.add_column(col)
+    for col in ("name", "version", "tracks", "source"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("paper", max_width=50, no_wrap=True, overflow="ellipsis")
     for r in rows:
         table.add_row(r["name"], r["version"], ", ".join(r.get("tracks") or []), r["source"], str(r.get("paper", "")))
     out.print(table)
@@ -303,7 +305,7 @@ def _print_record(record: dict) -> None:
 
 
 def _run_or_score(ctx: click.Context, predictor: str, task_ids, suite, tracks, backend, plugins, data_dir,
-                  force, as_json, publish, results_dir, cached_only, budget=None) -> None:
+                  force, as_json, publish, results_dir, cached_only, budget=None, jobs=1) -> None:
     from eosbench.runner import REFERENCE, RunContext, publish as publish_record, run
 
     registry = _registry(plugins)
@@ -315,7 +317,7 @@ def _run_or_score(ctx: click.Context, predictor: str, task_ids, suite, tracks, b
     reference = registry.refs.get(REFERENCE)
     with console.status("starting", spinner="dots") as status:
         run_ctx = RunContext(store=store, catalog=catalog, backend=backend, data_dir=str(data_dir) if data_dir else None,
-                             force=force, cached_only=cached_only, budget_seconds=budget,
+                             force=force, cached_only=cached_only, budget_seconds=budget, jobs=jobs,
                              on_event=None if as_json else (lambda msg: status.update(msg)))
         record = run(ref, specs, run_ctx, tracks=list(tracks) or None, suite=suite or "custom", reference=reference)
     if publish:
@@ -353,9 +355,11 @@ def _with_run_options(fn):
 @_with_run_options
 @click.option("--force", is_flag=True, help="Re-run the predictor even if its predictions are stored.")
 @click.option("--budget", type=float, help="Wall seconds per task and origin (default: the manifest's budget_seconds).")
+@click.option("--jobs", type=int, default=min(2, os.cpu_count() or 1), show_default=True,
+              help="Tasks predicted at once, each in its own single-threaded process.")
 @click.pass_context
 def run_cmd(ctx, predictor, suite, task_ids, tracks, backend, plugins, data_dir, as_json, publish, results_dir, force,
-            budget):
+            budget, jobs):
     """Run PREDICTOR on a suite: measure missing ground truth, predict, score, print a table.
 
     Each task runs in its own process under the predictor's budget: a crash, a hang, NaNs or wrong steps
@@ -364,7 +368,7 @@ def run_cmd(ctx, predictor, suite, task_ids, tracks, backend, plugins, data_dir,
     if not suite and not task_ids:
         suite = "tiny"
     _run_or_score(ctx, predictor, task_ids, suite, tracks, backend, plugins, data_dir, force, as_json, publish,
-                  results_dir, cached_only=False, budget=budget)
+                  results_dir, cached_only=False, budget=budget, jobs=jobs)
 
 
 @main.command("score")

@@ -43,10 +43,14 @@ Progress = Callable[[str], None]
 
 # ------------------------------------------------------------------------------ worker side
 def predict_unit(ref: PredictorRef, spec: TaskSpec, track: str, backend: str, store_root: str,
-                 data_dir: str | None, budget_seconds: float) -> dict[int, dict]:
+                 data_dir: str | None, budget_seconds: float, threads: int = 0) -> dict[int, dict]:
     """Run one predictor on one task's problems (inside a worker process); returns per-origin payloads."""
     from eosbench.oracle import build_oracle
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     trajectory = Store(store_root).load_trajectory(spec, "torch")
     oracle = build_oracle(spec, backend=backend, data_dir=data_dir)
     predictor = ref.load()()
@@ -110,8 +114,11 @@ def validate_prediction(payload: dict, requested: np.ndarray, track: str) -> str
     if bad_cols:
         return f"unknown columns {bad_cols}; allowed: {', '.join(SERIES)}, eig_2, eig_3, ..."
     values = frame.to_numpy(dtype=float) if len(frame.columns) else np.zeros((0, 0))
-    if values.size and not np.isfinite(values).all():
-        return "prediction contains NaN or infinite values"
+    if np.isinf(values).any():
+        return "prediction contains infinite values"
+    empty = [c for c in frame.columns if frame[c].isna().all()]
+    if empty:  # a NaN marks a step a column does not cover; a column of nothing but NaN is a broken answer
+        return f"prediction column(s) {empty} contain only NaN values"
     phase = payload["scalars"].get("phase")
     if phase is not None and phase not in PHASES:
         return f"phase {phase!r} is not one of {', '.join(PHASES)}"
@@ -188,6 +195,7 @@ class RunContext:
     force: bool = False
     cached_only: bool = False  # re-score stored predictions without running anything
     budget_seconds: float | None = None  # overrides the manifest's budget per task
+    jobs: int = 1  # units predicted at once (each in its own process, one thread each when > 1)
     on_event: Progress | None = None
 
     def say(self, message: str) -> None:
@@ -219,8 +227,9 @@ def predict_task(ref: PredictorRef, cls: type, spec: TaskSpec, track: str, ctx: 
         return UnitOutcome(spec.id, "failed", "no stored prediction (run it first with eosbench run)")
     budget = ctx.budget_seconds or float(ref.manifest.get("budget_seconds", 600.0))
     n_origins = max(1, len(origins(track, spec, trajectory)))
+    threads = 1 if ctx.jobs > 1 else 0
     status, value = run_isolated(predict_unit, (ref, spec, track, ctx.backend, str(ctx.store.root),
-                                                ctx.data_dir, budget), timeout=budget * n_origins + 5)
+                                                ctx.data_dir, budget, threads), timeout=budget * n_origins + 5)
     if status != "ok":
         return UnitOutcome(spec.id, "failed", f"{status}: {value}".strip())
     for t0, payload in value.items():
@@ -245,26 +254,41 @@ def _task_record(spec: TaskSpec, trajectory: Trajectory | None, outcome: UnitOut
     return record
 
 
+def _predict_all(units: list[tuple[PredictorRef, type, TaskSpec, str]], ctx: RunContext) -> list[UnitOutcome]:
+    """Predict many units, ``ctx.jobs`` at a time (ground truth is measured first, one task at a time)."""
+    for spec in {u[2].id: u[2] for u in units}.values():
+        try:
+            ground_truth(spec, ctx)
+        except DataUnavailableError:
+            pass  # predict_task reports the skip
+    if ctx.jobs <= 1:
+        return [predict_task(*unit, ctx) for unit in units]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=ctx.jobs) as pool:
+        return list(pool.map(lambda unit: predict_task(*unit, ctx), units))
+
+
 def run_forecast_track(ref: PredictorRef, cls: type, specs: list[TaskSpec], track: str, ctx: RunContext,
                        reference: PredictorRef | None) -> dict:
     """The trajectory or forecast track over ``specs``: per-task metrics, skill and cost."""
-    tasks: dict[str, dict] = {}
     ref_cls = reference.load() if reference is not None and reference.name != ref.name else None
-    for spec in specs:
-        ctx.say(f"{track}: {spec.id}")
-        outcome = predict_task(ref, cls, spec, track, ctx)
+    ctx.say(f"{ref.name}: {track} track, {len(specs)} tasks")
+    outcomes = _predict_all([(ref, cls, spec, track) for spec in specs], ctx)
+    ref_outcomes = (_predict_all([(reference, ref_cls, spec, track) for spec in specs], ctx)
+                    if ref_cls is not None else [None] * len(specs))
+    tasks: dict[str, dict] = {}
+    for spec, outcome, ref_outcome in zip(specs, outcomes, ref_outcomes):
         trajectory = ctx.store.load_trajectory(spec, "torch")
         record = _task_record(spec, trajectory, outcome)
         if outcome.status == "ok":
             record.update(score_unit(spec, trajectory, track, outcome.payloads))
             record["cost"] = _cost(outcome.payloads)
             record["origins"] = sorted(outcome.payloads)
-            if ref_cls is not None:
-                ref_outcome = predict_task(reference, ref_cls, spec, track, ctx)
-                if ref_outcome.status == "ok":
-                    ref_metrics = score_unit(spec, trajectory, track, ref_outcome.payloads)["metrics"]
-                    record["skill"] = {k: skill(v, ref_metrics.get(k, math.nan)) for k, v in record["metrics"].items()}
-            elif reference is not None:
+            if ref_outcome is not None and ref_outcome.status == "ok":
+                ref_metrics = score_unit(spec, trajectory, track, ref_outcome.payloads)["metrics"]
+                record["skill"] = {k: skill(v, ref_metrics.get(k, math.nan)) for k, v in record["metrics"].items()}
+            elif reference is not None and ref_cls is None:
                 record["skill"] = {k: 0.0 for k in record["metrics"]}
         tasks[spec.id] = record
     return {"tasks": tasks, "aggregate": aggregate(tasks)}
@@ -281,8 +305,7 @@ def run_phase_track(ref: PredictorRef, cls: type, specs: list[TaskSpec], ctx: Ru
         ctx.say(f"phase: {family}")
         measured, predicted, values, errors, statuses = {}, {}, [], {}, {}
         predicted_critical: dict[str, float] = {}
-        for spec in members:
-            outcome = predict_task(ref, cls, spec, "phase", ctx)
+        for spec, outcome in zip(members, _predict_all([(ref, cls, m, "phase") for m in members], ctx)):
             statuses[spec.id] = outcome.status
             if outcome.status == "skipped":
                 continue

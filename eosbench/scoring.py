@@ -5,7 +5,7 @@ flow predict their time average, so forecasts are compared with the measured ser
 Gaussian of σ steps (the task's ``scoring.smoothing``):
 
 * ``sharpness_error`` = mean over scored steps of |Ŝ − S̄| / threshold (threshold = 2/η for GD);
-* ``loss_error`` = mean of |log L̂ − log L̄|;
+* ``loss_error`` = mean of |log L̂ − log L̄| (both clipped at 1e-8 × the first scored measured loss);
 * ``onset_error`` = |t̂ − t| / T for the first step with S ≥ threshold (a run that never crosses counts
   as crossing at T; trajectory track only);
 * phase: ``phase_accuracy`` (share of sweep members labelled right) and ``critical_c_error`` (mean
@@ -49,13 +49,17 @@ def sharpness_error(predicted: pd.Series, smoothed: pd.Series, threshold: float)
     return float(np.mean(np.abs(p - m)) / threshold) if len(p) else math.nan
 
 
+LOSS_FLOOR = 1e-8
+"""Losses below LOSS_FLOOR × (the measured loss at the first scored step) count as converged: both sides
+are clipped there, so two runs that both reached ~0 do not differ by |log 1e-32 − log 1e-30|."""
+
+
 def loss_error(predicted: pd.Series, smoothed: pd.Series) -> float:
     p, m = _aligned(predicted, smoothed)
     if not len(p):
         return math.nan
-    with np.errstate(divide="ignore", invalid="ignore"):
-        err = np.abs(np.log(np.maximum(p, 1e-300)) - np.log(np.maximum(m, 1e-300)))
-    return float(np.mean(err))
+    floor = LOSS_FLOOR * max(abs(m[0]), np.finfo(float).tiny)
+    return float(np.mean(np.abs(np.log(np.maximum(p, floor)) - np.log(np.maximum(m, floor)))))
 
 
 def first_crossing(series: pd.Series, threshold: float) -> int | None:

@@ -1,8 +1,10 @@
-"""The torch backend: a task's loss and its derivatives as functions of a flat θ (``torch.func``).
+"""The torch backend: a task's loss and its derivatives as functions of a flat θ (``torch.autograd``).
 
-Gradients are reverse mode; Hessian-vector products are forward-over-reverse (``jvp`` of the gradient),
-vectorized over blocks with ``vmap``; the third-derivative contraction ∇³L[u, v] = ∇_θ⟨u, H(θ)v⟩ is the
-reverse-mode gradient of that product with u, v held fixed.
+Gradients are reverse mode; Hessian-vector products are reverse-over-reverse (the gradient of ⟨∇L, v⟩),
+and a block of m vectors reuses one differentiable gradient graph for all m products; the
+third-derivative contraction ∇³L[u, v] = ∇_θ⟨u, H(θ)v⟩ differentiates that product once more with u, v
+held fixed. Plain autograd is used rather than ``torch.func`` because its per-call overhead is 2–5×
+lower on the small models of the CPU tiers (HVP ≈ 2.3× a gradient on the digits MLP).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.func import grad, jvp, vmap
 
 from eosbench.backends.ops import TORCH_OPS
 from eosbench.data.base import Dataset
@@ -51,7 +52,6 @@ class TorchOracle:
         self._y = self._tensor(data.y)
         self._x_test = None if data.x_test is None or len(data.x_test) == 0 else self._tensor(data.x_test)
         self._y_test = None if self._x_test is None else self._tensor(data.y_test)
-        self._grad_aux = grad(self._objective, has_aux=True)
 
     # ------------------------------------------------------------------ plumbing
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
@@ -66,17 +66,22 @@ class TorchOracle:
 
     def _objective(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
         out = self.model.forward(TORCH_OPS, self.model.layout.unflatten(theta), x)
-        value = loss_value(TORCH_OPS, self.spec.loss, out, y)
-        return value, (value.detach(), out.detach())
+        return loss_value(TORCH_OPS, self.spec.loss, out, y), out
 
-    def _grad(self, theta, x, y) -> torch.Tensor:
-        return self._grad_aux(theta, x, y)[0]
+    def _gradient_graph(self, theta, x, y, create_graph: bool):
+        """(leaf θ, loss, ∇L, outputs) with the gradient itself differentiable when ``create_graph``."""
+        with torch.enable_grad():
+            leaf = theta.detach().requires_grad_(True)
+            value, out = self._objective(leaf, x, y)
+            g = torch.autograd.grad(value, leaf, create_graph=create_graph)[0]
+        return leaf, value.detach(), g, out.detach()
 
-    def _hvp_block(self, theta, block, x, y) -> torch.Tensor:
-        def one(v):
-            return jvp(lambda t: self._grad(t, x, y), (theta,), (v,))[1]
-
-        return vmap(one, in_dims=1, out_dims=1)(block)
+    def _hvp_columns(self, theta, block, x, y) -> torch.Tensor:
+        leaf, _, g, _ = self._gradient_graph(theta, x, y, create_graph=True)
+        m = block.shape[1]
+        with torch.enable_grad():
+            cols = [torch.autograd.grad(g, leaf, block[:, j], retain_graph=j < m - 1)[0] for j in range(m)]
+        return torch.stack(cols, 1)
 
     # ------------------------------------------------------------------ the oracle
     def theta0(self) -> torch.Tensor:
@@ -95,44 +100,44 @@ class TorchOracle:
 
     def grad(self, theta, batch=None) -> torch.Tensor:
         self.counters.grads += 1
-        return self._grad(theta, *self._batch(batch))
+        return self._gradient_graph(theta, *self._batch(batch), create_graph=False)[2]
 
     def loss_and_grad(self, theta, batch=None) -> tuple[float, torch.Tensor]:
         self.counters.grads += 1
-        g, (value, _) = self._grad_aux(theta, *self._batch(batch))
+        _, value, g, _ = self._gradient_graph(theta, *self._batch(batch), create_graph=False)
         return float(value), g
 
     def loss_grad_outputs(self, theta) -> tuple[float, torch.Tensor, np.ndarray]:
         self.counters.grads += 1
-        g, (value, out) = self._grad_aux(theta, self._x, self._y)
+        _, value, g, out = self._gradient_graph(theta, self._x, self._y, create_graph=False)
         return float(value), g, out.to("cpu", torch.float64).numpy()
 
     def hvp(self, theta, v, batch=None) -> torch.Tensor:
         x, y = self._batch(batch)
-        if v.ndim == 1:
-            self.counters.hvps += 1
-            return jvp(lambda t: self._grad(t, x, y), (theta,), (v,))[1]
-        self.counters.hvps += v.shape[1]
-        return self._hvp_block(theta, v, x, y)
+        block = v[:, None] if v.ndim == 1 else v
+        self.counters.hvps += block.shape[1]
+        out = self._hvp_columns(theta, block, x, y)
+        return out[:, 0] if v.ndim == 1 else out
 
     def d3(self, theta, u, v) -> torch.Tensor:
         self.counters.d3s += 1
-
-        def curvature(t):
-            return torch.dot(u, jvp(lambda s: self._grad(s, self._x, self._y), (t,), (v,))[1])
-
-        return grad(curvature)(theta)
+        leaf, _, g, _ = self._gradient_graph(theta, self._x, self._y, create_graph=True)
+        with torch.enable_grad():
+            hv = torch.autograd.grad(g, leaf, v, create_graph=True)[0]
+            if not hv.requires_grad:  # the Hessian is constant (a quadratic): ∇³L = 0
+                return torch.zeros_like(leaf)
+            return torch.autograd.grad(torch.dot(u, hv), leaf, allow_unused=True, materialize_grads=True)[0]
 
     def eigs(self, theta, k, v0=None, tol=1e-7, maxiter=100, precondition=None, batch=None) -> EigResult:
         x, y = self._batch(batch)
         if precondition is None:
             def matvec(block):
-                return self._hvp_block(theta, block, x, y)
+                return self._hvp_columns(theta, block, x, y)
         else:
             d = precondition[:, None]
 
             def matvec(block):
-                return d * self._hvp_block(theta, d * block, x, y)
+                return d * self._hvp_columns(theta, d * block, x, y)
         result = top_eigs(matvec, self.num_params, k, v0=v0, tol=tol, maxiter=maxiter, dtype=self.dtype,
                           device=self.device)
         self.counters.hvps += result.matvecs
@@ -150,6 +155,6 @@ class TorchOracle:
         if self._x_test is None:
             return float("nan"), float("nan")
         self.counters.losses += 1
-        value, out = self._objective(theta, self._x_test, self._y_test)[1]
+        value, out = self._objective(theta, self._x_test, self._y_test)
         acc = accuracy(self.spec.loss, out.to("cpu", torch.float64).numpy(), self.data.y_test, self.data.num_classes)
         return float(value), acc

@@ -1,0 +1,36 @@
+"""Edge-of-stability clamp baseline."""
+
+from __future__ import annotations
+
+from eosbench.flows import integrate_gradient_flow
+from eosbench.predictor import Prediction, Predictor, Problem
+from eosbench.spec import TaskSpec
+
+
+class EoSClamp(Predictor):
+    """Ŝ(t) = S_GF(t) until the first t with S_GF(t) ≥ 2/η, and 2/η afterwards (Cohen et al. 2021: "the
+    sharpness rises to 2/η and hovers there"). The loss is gradient flow's (the rule says nothing about
+    it). With momentum the threshold is the optimizer's own, e.g. (2+2β)/η.
+    """
+
+    name = "eos-clamp"
+    version = "1.0.0"
+
+    def applies_to(self, task: TaskSpec) -> bool:
+        return task.optimizer.name in ("gd", "sgd")
+
+    def predict(self, problem: Problem) -> Prediction:
+        flow = integrate_gradient_flow(problem.oracle, problem.theta0, problem.t0, problem.steps, problem.lr,
+                                       sharpness_every=problem.task.measure.sharpness_every)
+        onset = None
+        for row in flow.rows:
+            if "sharpness" not in row:
+                continue
+            if onset is None and row["sharpness"] >= problem.threshold:
+                onset = row["step"]
+            if onset is not None:
+                row["sharpness"] = problem.threshold
+        prediction = Prediction.from_rows(flow.rows, diagnostics={"stopped": flow.stopped})
+        if onset is not None:
+            prediction.scalars["onset_step"] = onset
+        return prediction

@@ -1,0 +1,31 @@
+"""Gradient flow baseline."""
+
+from __future__ import annotations
+
+from eosbench.flows import integrate_gradient_flow
+from eosbench.predictor import Prediction, Predictor, Problem
+from eosbench.spec import TaskSpec
+
+
+class GradientFlow(Predictor):
+    """Gradient flow dθ/dt = −η∇L(θ), t in optimizer steps (Cohen et al. 2021, §3 and ``flow.py``).
+
+    Forecasts loss, gradient norm and sharpness along the flow from θ_{t0}; ``onset_step`` is the first
+    forecast step with S ≥ threshold. Integrated by :func:`eosbench.flows.integrate_gradient_flow`
+    (RK4, ⌈ηS⌉ substeps per step). Applies to full-batch GD and SGD (its small-step limit).
+    """
+
+    name = "gradient-flow"
+    version = "1.0.0"
+
+    def applies_to(self, task: TaskSpec) -> bool:
+        return task.optimizer.name in ("gd", "sgd")
+
+    def predict(self, problem: Problem) -> Prediction:
+        flow = integrate_gradient_flow(problem.oracle, problem.theta0, problem.t0, problem.steps, problem.lr,
+                                       sharpness_every=problem.task.measure.sharpness_every)
+        prediction = Prediction.from_rows(flow.rows, diagnostics={"stopped": flow.stopped})
+        onset = [r["step"] for r in flow.rows if r.get("sharpness", -1) >= problem.threshold]
+        if onset:
+            prediction.scalars["onset_step"] = onset[0]
+        return prediction
