@@ -225,8 +225,10 @@ def predict_task(ref: PredictorRef, cls: type, spec: TaskSpec, track: str, ctx: 
         return UnitOutcome(spec.id, "ok", payloads=cached, cached=True)
     if ctx.cached_only:
         return UnitOutcome(spec.id, "failed", "no stored prediction (run it first with eosbench run)")
+    n_origins = len(origins(track, spec, trajectory))
+    if not n_origins:
+        return UnitOutcome(spec.id, "not-applicable", "the run diverged before the first forecast origin")
     budget = ctx.budget_seconds or float(ref.manifest.get("budget_seconds", 600.0))
-    n_origins = max(1, len(origins(track, spec, trajectory)))
     threads = 1 if ctx.jobs > 1 else 0
     status, value = run_isolated(predict_unit, (ref, spec, track, ctx.backend, str(ctx.store.root),
                                                 ctx.data_dir, budget, threads), timeout=budget * n_origins + 5)
