@@ -63,7 +63,7 @@ def integrate_gradient_flow(oracle: Oracle, theta0: Any, t0: int, steps: np.ndar
                 result.stopped = f"non-finite loss at step {t}"
                 return result
             row = {"step": t, "loss": loss, "grad_norm": float(np.linalg.norm(oracle.to_numpy(g)))}
-            if t % sharpness_every == 0:
+            if sharpness_every and t % sharpness_every == 0:
                 top = oracle.eigs(theta, 1, v0=warm, tol=eig_tol)
                 warm, row["sharpness"] = top.vectors, float(top.values[0])
                 if lr * row["sharpness"] > MAX_STIFFNESS:

@@ -84,7 +84,7 @@ def measure(spec: TaskSpec, *, backend: str = "torch", device: str | None = None
             break
         if t in checkpoint_steps:
             checkpoints[t] = oracle.to_numpy(theta)
-        if t % plan.sharpness_every == 0 or t == spec.steps:
+        if plan.sharpness_every and (t % plan.sharpness_every == 0 or t == spec.steps):
             row = rows[-1] if rows and rows[-1]["step"] == t else None
             if row is None:
                 rows.append(row := {"step": t})

@@ -278,7 +278,7 @@ class MeasurePlan(_Strict):
     """Which steps are measured, how many eigenvalues, which steps keep a checkpoint of θ."""
 
     every: int = Field(1, gt=0, description="loss, gradient norm and accuracy every this many steps")
-    sharpness_every: int = Field(1, gt=0, description="top-k Hessian eigenvalues every this many steps")
+    sharpness_every: int = Field(1, ge=0, description="top-k Hessian eigenvalues every this many steps (0: never)")
     k: int = Field(1, gt=0, description="number of top eigenvalues (sharpness, eig_2, ..)")
     eig_tol: float = Field(1e-4, gt=0, description="relative residual tolerance ‖Hu−λu‖ ≤ tol·λ of the eigen-solver (eigenvalues to ~tol²)")
     eig_maxiter: int = Field(100, gt=0)

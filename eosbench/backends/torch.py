@@ -38,7 +38,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 class TorchOracle:
-    """:class:`eosbench.oracle.Oracle` implemented with ``torch.func``."""
+    """:class:`eosbench.oracle.Oracle` implemented with ``torch.autograd`` on a flat θ."""
 
     backend = "torch"
 

@@ -1,0 +1,108 @@
+"""Measurement engine: GD step overhead, derivative costs, warm-started sharpness, the tiny suite."""
+
+import time
+
+import torch
+
+from benchmarks.common import SLOW, best_of, digits_spec, eigen_solver_study, handwritten_gd
+from eosbench.measure import measure
+from eosbench.oracle import build_oracle
+
+STEPS = 100
+
+
+class GDStepOverhead:
+    """Plain GD through eosbench (measurement off) against a hand-written torch loop on the same model."""
+
+    timeout = 300
+
+    def setup(self):
+        self.spec = digits_spec(STEPS, every=STEPS, sharpness_every=0, checkpoints=[])
+
+    def time_eosbench_gd(self):
+        measure(self.spec)
+
+    def time_handwritten_gd(self):
+        handwritten_gd(self.spec, STEPS)
+
+    def track_overhead_ratio(self):
+        ours = best_of(lambda: measure(self.spec))
+        reference = best_of(lambda: handwritten_gd(self.spec, STEPS))
+        return ours / reference
+
+    track_overhead_ratio.unit = "ratio"
+
+
+class DerivativeCosts:
+    """Cost of a Hessian-vector product and of a third-derivative product, in gradients."""
+
+    def setup(self):
+        self.oracle = build_oracle(digits_spec())
+        self.theta = self.oracle.theta0()
+        self.v = torch.randn(self.oracle.num_params, dtype=torch.float64)
+
+    def time_grad(self):
+        self.oracle.grad(self.theta)
+
+    def time_hvp(self):
+        self.oracle.hvp(self.theta, self.v)
+
+    def track_hvp_over_grad(self):
+        grad = best_of(lambda: [self.oracle.grad(self.theta) for _ in range(20)])
+        hvp = best_of(lambda: [self.oracle.hvp(self.theta, self.v) for _ in range(20)])
+        return hvp / grad
+
+    track_hvp_over_grad.unit = "ratio"
+
+    def track_d3_over_grad(self):
+        grad = best_of(lambda: [self.oracle.grad(self.theta) for _ in range(10)])
+        d3 = best_of(lambda: [self.oracle.d3(self.theta, self.v, self.v) for _ in range(10)])
+        return d3 / grad
+
+    track_d3_over_grad.unit = "ratio"
+
+
+class WarmSharpness:
+    """HVPs per sharpness measurement along a digits run at relative eigenvalue accuracy 1e-6."""
+
+    timeout = 900
+
+    def setup_cache(self):
+        return eigen_solver_study()
+
+    def track_lobpcg_median_hvps(self, study):
+        return study["lobpcg"]["median"]
+
+    track_lobpcg_median_hvps.unit = "HVPs"
+
+    def track_power_iteration_over_lobpcg(self, study):
+        """PyHessian's power iteration (random start per measurement) over warm LOBPCG, in total HVPs."""
+        return study["power"]["total"] / study["lobpcg"]["total"]
+
+    track_power_iteration_over_lobpcg.unit = "ratio"
+
+    def track_warm_power_iteration_over_lobpcg(self, study):
+        """Power iteration warm-started like LOBPCG, over warm LOBPCG, in total HVPs."""
+        return study["power_warm"]["total"] / study["lobpcg"]["total"]
+
+    track_warm_power_iteration_over_lobpcg.unit = "ratio"
+
+
+class TinySuite:
+    """Wall time of measuring the whole tiny suite (EOSBENCH_BENCH_SLOW=1)."""
+
+    timeout = 1200
+
+    def setup(self):
+        if not SLOW:
+            raise NotImplementedError("set EOSBENCH_BENCH_SLOW=1")
+
+    def track_tiny_suite_seconds(self):
+        from eosbench.catalog import Catalog
+
+        start = time.perf_counter()
+        for spec in Catalog().suite("tiny"):
+            measure(spec)
+        return time.perf_counter() - start
+
+    track_tiny_suite_seconds.unit = "seconds"
