@@ -22,7 +22,7 @@ from eosbench.spec import TaskSpec, spec_hash
 from eosbench.store import Store
 
 console = Console(stderr=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 160)  # tables stay readable in logs and pipes
 
 
 class _Group(click.Group):

@@ -197,6 +197,7 @@ class RunContext:
     budget_seconds: float | None = None  # overrides the manifest's budget per task
     jobs: int = 1  # units predicted at once (each in its own process, one thread each when > 1)
     on_event: Progress | None = None
+    outcomes: dict[tuple, UnitOutcome] = field(default_factory=dict)  # per (predictor, task, track), this run
 
     def say(self, message: str) -> None:
         if self.on_event is not None:
@@ -256,19 +257,36 @@ def _task_record(spec: TaskSpec, trajectory: Trajectory | None, outcome: UnitOut
     return record
 
 
+def _unit_key(unit: tuple[PredictorRef, type, TaskSpec, str]) -> tuple:
+    ref, _, spec, track = unit
+    return ref.name, ref.version, spec.id, track
+
+
+def _expected_cost(unit: tuple[PredictorRef, type, TaskSpec, str], ctx: RunContext) -> float:
+    """The measurement's wall time: a proxy for how long predicting the task takes."""
+    trajectory = ctx.store.load_trajectory(unit[2], "torch")
+    return float(trajectory.meta.get("wall_time_s", 0.0)) if trajectory is not None else 0.0
+
+
 def _predict_all(units: list[tuple[PredictorRef, type, TaskSpec, str]], ctx: RunContext) -> list[UnitOutcome]:
-    """Predict many units, ``ctx.jobs`` at a time (ground truth is measured first, one task at a time)."""
+    """Predict many units, ``ctx.jobs`` at a time, each once per run (ground truth is measured first, one
+    task at a time). The slowest units start first so no worker idles at the end."""
     for spec in {u[2].id: u[2] for u in units}.values():
         try:
             ground_truth(spec, ctx)
         except DataUnavailableError:
             pass  # predict_task reports the skip
+    todo = [u for u in {_unit_key(u): u for u in units}.values() if _unit_key(u) not in ctx.outcomes]
+    todo.sort(key=lambda unit: _expected_cost(unit, ctx), reverse=True)
     if ctx.jobs <= 1:
-        return [predict_task(*unit, ctx) for unit in units]
-    from concurrent.futures import ThreadPoolExecutor
+        done = [predict_task(*unit, ctx) for unit in todo]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=ctx.jobs) as pool:
-        return list(pool.map(lambda unit: predict_task(*unit, ctx), units))
+        with ThreadPoolExecutor(max_workers=ctx.jobs) as pool:
+            done = list(pool.map(lambda unit: predict_task(*unit, ctx), todo))
+    ctx.outcomes.update(zip(map(_unit_key, todo), done))
+    return [ctx.outcomes[_unit_key(u)] for u in units]
 
 
 def run_forecast_track(ref: PredictorRef, cls: type, specs: list[TaskSpec], track: str, ctx: RunContext,
@@ -367,6 +385,12 @@ def run(ref: PredictorRef, specs: list[TaskSpec], ctx: RunContext, *, tracks: li
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": {"machine": platform.machine(), "system": platform.system(), "python": platform.python_version()},
         "tracks": {}}
+    # every unit of every track in one pool, so the workers stay busy across track boundaries
+    units = [(ref, cls, spec, track) for track in wanted for spec in specs
+             if track != "phase" or spec.family is not None]
+    if reference is not None and reference.name != ref.name:
+        units += [(reference, reference.load(), spec, track) for track in wanted if track != "phase" for spec in specs]
+    _predict_all(units, ctx)
     for track in wanted:
         if track == "phase":
             record["tracks"]["phase"] = run_phase_track(ref, cls, specs, ctx)

@@ -131,7 +131,9 @@ class MLPModel(_ModelBase):
 
 class CNNModel(_ModelBase):
     """Small CNN: 3×3 convolutions (stride 1, padding 1) each followed by activation and 2×2 mean pooling
-    when ``pool`` is set, then global mean pooling and a linear read-out. GroupNorm optional (never BatchNorm)."""
+    when ``pool`` is set, then global mean pooling and a linear read-out. GroupNorm optional (never BatchNorm).
+    ``residual_blocks`` > 0 makes it a ResNet: after each stage, that many blocks
+    h ← act(h + GN(conv(act(GN(conv(h)))))) at the stage's width (He et al. 2016, GroupNorm for BatchNorm)."""
 
     arch: Literal["cnn"] = "cnn"
     channels: list[int] = Field(default_factory=lambda: [8, 16])
@@ -139,6 +141,7 @@ class CNNModel(_ModelBase):
     groupnorm_groups: int = Field(0, ge=0, description="0 disables GroupNorm")
     pool: bool = True
     bias: bool = True
+    residual_blocks: int = Field(0, ge=0, description="residual blocks per stage (0: a plain CNN)")
 
 
 class TransformerModel(_ModelBase):

@@ -17,6 +17,8 @@ FAMILIES = {
                             DIGITS, loss="ce"),
     "cnn-groupnorm": task({"arch": "cnn", "channels": [4, 4], "groupnorm_groups": 2, "activation": "tanh"},
                           {"name": "digits", "n": 12}),
+    "resnet-groupnorm": task({"arch": "cnn", "channels": [2, 4], "groupnorm_groups": 2, "activation": "gelu",
+                              "residual_blocks": 1}, {"name": "digits", "n": 8}),
     "transformer": task({"arch": "transformer", "d_model": 8, "heads": 2, "d_mlp": 8},
                         {"name": "sorting", "n": 12, "length": 3, "vocab": 4}, loss="ce"),
     "quadratic": task({"arch": "quadratic", "spectrum": [0.5, 1.0, 3.0]}, loss="value"),

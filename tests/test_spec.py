@@ -64,3 +64,27 @@ def test_lr_sweep_replaces_lr():
 def test_checkpoint_steps_include_ends():
     assert make(measure={"checkpoints": 4}).checkpoint_steps() == [0, 2, 4, 5, 8, 10]
     assert make(measure={"checkpoints": [3, 99]}).checkpoint_steps() == [0, 2, 3, 5, 8, 10]
+
+
+def test_every_catalog_task_builds_and_has_a_finite_initial_loss():
+    """All tasks of all suites validate, expand and (data permitting) evaluate at θ0."""
+    import math
+
+    from eosbench.catalog import Catalog
+    from eosbench.errors import DataUnavailableError
+    from eosbench.oracle import build_oracle
+
+    catalog = Catalog()
+    specs = {spec.id: spec for suite in ("tiny", "small", "full") for spec in catalog.suite(suite)}
+    assert {"tiny", "small", "full"} <= set(catalog.suites)
+    assert any(s.family == "phase-d4-w64" for s in specs.values())
+    built = 0
+    for spec in specs.values():
+        try:
+            oracle = build_oracle(spec)
+        except DataUnavailableError:
+            assert spec.data.name == "cifar10"
+            continue
+        assert math.isfinite(oracle.loss(oracle.theta0())), spec.id
+        built += 1
+    assert built >= len(specs) - 7  # only the CIFAR-10 members lack their data here

@@ -12,7 +12,7 @@ class GradientFlow(Predictor):
 
     Forecasts loss, gradient norm and sharpness along the flow from θ_{t0}; ``onset_step`` is the first
     forecast step with S ≥ threshold. Integrated by :func:`eosbench.flows.integrate_gradient_flow`
-    (RK4, ⌈ηS⌉ substeps per step). Applies to full-batch GD and SGD (its small-step limit).
+    (RK4 with Δτ·ηS ≤ 1, as in Cohen et al.). Applies to full-batch GD and SGD (its small-step limit).
     """
 
     name = "gradient-flow"
