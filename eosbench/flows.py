@@ -77,6 +77,13 @@ def integrate_gradient_flow(oracle: Oracle, theta0: Any, t0: int, steps: np.ndar
     return result
 
 
+def flow_for_problem(problem) -> FlowResult:
+    """Gradient flow from a :class:`eosbench.predictor.Problem`'s θ_{t0} over its requested steps, with
+    sharpness at the task's sharpness steps."""
+    return integrate_gradient_flow(problem.oracle, problem.theta0, problem.t0, problem.steps, problem.lr,
+                                   sharpness_every=problem.task.measure.sharpness_every)
+
+
 def _rk4_step(oracle: Oracle, theta, g0, dt: float):
     """One classical RK4 step of dθ/dτ' = −∇L over τ' ∈ [0, dt] (dt = η·Δτ), given ∇L(θ) = g0."""
     g1 = oracle.grad(theta - (dt / 2) * g0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eosbench.flows import integrate_gradient_flow
+from eosbench.flows import flow_for_problem
 from eosbench.predictor import Prediction, Predictor, Problem
 from eosbench.spec import TaskSpec
 
@@ -20,8 +20,7 @@ class EoSClamp(Predictor):
         return task.optimizer.name in ("gd", "sgd")
 
     def predict(self, problem: Problem) -> Prediction:
-        flow = integrate_gradient_flow(problem.oracle, problem.theta0, problem.t0, problem.steps, problem.lr,
-                                       sharpness_every=problem.task.measure.sharpness_every)
+        flow = flow_for_problem(problem)
         onset = None
         for row in flow.rows:
             if "sharpness" not in row:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eosbench.flows import integrate_gradient_flow
+from eosbench.flows import flow_for_problem
 from eosbench.predictor import Prediction, Predictor, Problem
 from eosbench.spec import TaskSpec
 
@@ -22,8 +22,7 @@ class GradientFlow(Predictor):
         return task.optimizer.name in ("gd", "sgd")
 
     def predict(self, problem: Problem) -> Prediction:
-        flow = integrate_gradient_flow(problem.oracle, problem.theta0, problem.t0, problem.steps, problem.lr,
-                                       sharpness_every=problem.task.measure.sharpness_every)
+        flow = flow_for_problem(problem)
         prediction = Prediction.from_rows(flow.rows, diagnostics={"stopped": flow.stopped})
         onset = [r["step"] for r in flow.rows if r.get("sharpness", -1) >= problem.threshold]
         if onset:
