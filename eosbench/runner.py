@@ -347,7 +347,7 @@ def run_phase_track(ref: PredictorRef, cls: type, specs: list[TaskSpec], ctx: Ru
         out[family] = {"sweep": key, "values": dict(values), "measured": measured, "predicted": predicted,
                        "measured_critical": measured_critical, "predicted_critical": predicted_critical,
                        "status": statuses, "errors": errors, "family_params": dict(members[0].family_params),
-                       "metrics": phase_metrics(predicted, measured, predicted_critical, measured_critical)}
+                       "metrics": phase_metrics(predicted, measured, predicted_critical, measured_critical, xs)}
     accuracies = [f["metrics"]["phase_accuracy"] for f in out.values()]
     crit = [f["metrics"]["critical_c_error"] for f in out.values() if "critical_c_error" in f["metrics"]]
     return {"families": out, "aggregate": {

@@ -9,7 +9,7 @@ Gaussian of σ steps (the task's ``scoring.smoothing``):
 * ``onset_error`` = |t̂ − t| / T for the first step with S ≥ threshold (a run that never crosses counts
   as crossing at T; trajectory track only);
 * phase: ``phase_accuracy`` (share of sweep members labelled right) and ``critical_c_error`` (mean
-  |log ĉ/c| over the critical values both sides report);
+  |log ĉ/c| over the measured critical values; one the predictor misses counts as the sweep's full range);
 * ``skill`` = 1 − err/err_GF against gradient flow on the same task;
 * across tasks: mean rank and the performance profile of Dolan & Moré (2002), with the per-task numbers
   always kept beside them.
@@ -100,15 +100,18 @@ def forecast_metrics(prediction: Prediction, measured: pd.DataFrame, *, threshol
 
 
 def phase_metrics(predicted: dict[str, str], measured: dict[str, str], predicted_critical: dict[str, float],
-                  measured_critical: dict[str, float]) -> dict[str, float]:
-    """Label accuracy over a sweep's members and the log-ratio error of the critical values."""
+                  measured_critical: dict[str, float], values: list[float]) -> dict[str, float]:
+    """Label accuracy over a sweep's members and the mean |log ratio| of the critical values. A measured
+    critical value the predictor does not give counts as the worst error the sweep allows,
+    log(max(values)/min(values))."""
     answered = [t for t in measured if t in predicted]
     out = {"phase_accuracy": (sum(predicted[t] == measured[t] for t in answered) / len(measured))
            if measured else math.nan}
-    shared = [k for k in measured_critical if k in predicted_critical]
-    if shared:
-        out["critical_c_error"] = float(np.mean([abs(math.log(predicted_critical[k] / measured_critical[k]))
-                                                 for k in shared]))
+    if measured_critical:
+        worst = math.log(max(values) / min(values))
+        out["critical_c_error"] = float(np.mean([
+            abs(math.log(predicted_critical[k] / c)) if k in predicted_critical else worst
+            for k, c in measured_critical.items()]))
     return out
 
 
