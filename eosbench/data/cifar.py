@@ -13,7 +13,7 @@ from eosbench.data.labels import encode, relabel, select
 from eosbench.errors import DataUnavailableError
 from eosbench.spec import Cifar10Data
 
-BATCH_SIZE = 10_000
+NUM_CLASSES = 10
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 
 
@@ -40,30 +40,36 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return batch[b"data"].reshape(-1, 3, 32, 32), np.asarray(batch[b"labels"], dtype=np.int64)
 
 
-def _read(folder: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    parts = [read_batch(folder / name) for name in names]
+def _read(folder: Path, names: list[str], enough: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The batches ``names`` in order, stopping once ``enough`` images are read (None: all)."""
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    for name in names:
+        parts.append(read_batch(folder / name))
+        if enough is not None and sum(len(p[1]) for p in parts) >= enough:
+            break
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def load_cifar10(spec: Cifar10Data, loss: str, data_dir: str | Path | None) -> Dataset:
     folder = find_folder(data_dir)
     available = [b for b in TRAIN_BATCHES if (folder / b).exists()]
-    # "first n" needs only the leading batches; per-class and class filters may need them all
-    needed = available[:-(-spec.n // BATCH_SIZE)] if spec.n and spec.subset == "first" and spec.classes is None else available
-    images, labels = _read(folder, needed)
+    # "first n" reads only the leading batches it needs; per-class and class filters read them all
+    first_only = spec.subset == "first" and spec.classes is None
+    images, labels = _read(folder, available, spec.n if first_only else None)
     train = select(labels, spec.n, spec.subset, spec.classes)
     x = images[train].astype(np.float64) / 255.0
-    lab, k = relabel(labels[train], spec.classes)
+    lab, k = relabel(labels[train], spec.classes, NUM_CLASSES)
     x_test, lab_test = np.zeros((0, 3, 32, 32)), np.zeros(0, np.int64)
     if spec.n_test:
         test_images, test_labels = read_batch(folder / "test_batch")
         keep = select(test_labels, spec.n_test, "first", spec.classes)
-        x_test, lab_test = test_images[keep].astype(np.float64) / 255.0, relabel(test_labels[keep], spec.classes)[0]
+        x_test = test_images[keep].astype(np.float64) / 255.0
+        lab_test = relabel(test_labels[keep], spec.classes, NUM_CLASSES)[0]
     if spec.normalize:
         mean, std = x.mean(axis=(0, 2, 3), keepdims=True), x.std(axis=(0, 2, 3), keepdims=True)
         x, x_test = (x - mean) / std, (x_test - mean) / std
     if spec.flatten:
-        x, x_test = x.reshape(len(x), -1), x_test.reshape(len(x_test), -1)
+        x, x_test = x.reshape(len(x), 3 * 32 * 32), x_test.reshape(len(x_test), 3 * 32 * 32)
     return Dataset(x, encode(lab, k, loss, spec.targets), x_test, encode(lab_test, k, loss, spec.targets),
                    num_classes=k, info={"source": f"cifar10 ({folder})", "n": len(train), "classes": k,
                                         "normalized": spec.normalize})

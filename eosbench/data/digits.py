@@ -9,6 +9,8 @@ from eosbench.data.base import Dataset
 from eosbench.data.labels import encode, relabel, select
 from eosbench.spec import DigitsData
 
+NUM_CLASSES = 10
+
 
 def standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     """Per-feature standardization with the training statistics (constant features stay 0)."""
@@ -28,8 +30,8 @@ def load_digits(spec: DigitsData, loss: str) -> Dataset:
     x, x_test = x_all[train], x_all[test]
     if spec.standardize:
         x, x_test = standardize(x, x_test)
-    labels, k = relabel(y_all[train], spec.classes)
-    test_labels, _ = relabel(y_all[test], spec.classes) if len(test) else (np.zeros(0, np.int64), k)
+    labels, k = relabel(y_all[train], spec.classes, NUM_CLASSES)
+    test_labels, _ = relabel(y_all[test], spec.classes, NUM_CLASSES) if len(test) else (np.zeros(0, np.int64), k)
     return Dataset(x, encode(labels, k, loss, spec.targets), x_test, encode(test_labels, k, loss, spec.targets),
                    num_classes=k, info={"source": "sklearn digits", "n": len(train), "n_test": len(test),
                                         "dim": 64, "classes": k, "standardized": spec.standardize})

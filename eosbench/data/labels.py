@@ -27,9 +27,10 @@ def select(labels: np.ndarray, n: int | None, subset: str, classes: list[int] | 
     return np.sort(np.concatenate(picks))
 
 
-def relabel(labels: np.ndarray, classes: list[int] | None) -> tuple[np.ndarray, int]:
-    """Map kept classes to 0..k−1; returns the labels and k."""
-    kept = sorted(classes) if classes is not None else sorted(set(labels.tolist()))
+def relabel(labels: np.ndarray, classes: list[int] | None, num_classes: int) -> tuple[np.ndarray, int]:
+    """Map the kept ``classes`` (all ``num_classes`` of the source when None) to 0..k−1; returns the labels
+    and k. The map depends on the spec only, never on which classes a small subset happens to contain."""
+    kept = sorted(classes) if classes is not None else list(range(num_classes))
     lookup = {c: i for i, c in enumerate(kept)}
     return np.array([lookup[int(c)] for c in labels], dtype=np.int64), len(kept)
 
