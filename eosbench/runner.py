@@ -198,6 +198,7 @@ class RunContext:
     jobs: int = 1  # units predicted at once (each in its own process, one thread each when > 1)
     on_event: Progress | None = None
     outcomes: dict[tuple, UnitOutcome] = field(default_factory=dict)  # per (predictor, task, track), this run
+    trajectories: dict[str, Trajectory] = field(default_factory=dict)  # ground truth read in this run, by task id
 
     def say(self, message: str) -> None:
         if self.on_event is not None:
@@ -206,10 +207,12 @@ class RunContext:
 
 def ground_truth(spec: TaskSpec, ctx: RunContext) -> Trajectory:
     """The measured trajectory (measured now if the store lacks it). Always measured with torch."""
-    trajectory, cached = ensure_trajectory(spec, ctx.store, backend="torch", data_dir=ctx.data_dir)
-    if not cached:
-        ctx.say(f"measured {spec.id} in {trajectory.meta['wall_time_s']:.1f}s")
-    return trajectory
+    if spec.id not in ctx.trajectories:
+        trajectory, cached = ensure_trajectory(spec, ctx.store, backend="torch", data_dir=ctx.data_dir)
+        if not cached:
+            ctx.say(f"measured {spec.id} in {trajectory.meta['wall_time_s']:.1f}s")
+        ctx.trajectories[spec.id] = trajectory
+    return ctx.trajectories[spec.id]
 
 
 def predict_task(ref: PredictorRef, cls: type, spec: TaskSpec, track: str, ctx: RunContext) -> UnitOutcome:
@@ -264,8 +267,10 @@ def _unit_key(unit: tuple[PredictorRef, type, TaskSpec, str]) -> tuple:
 
 def _expected_cost(unit: tuple[PredictorRef, type, TaskSpec, str], ctx: RunContext) -> float:
     """The measurement's wall time: a proxy for how long predicting the task takes."""
-    trajectory = ctx.store.load_trajectory(unit[2], "torch")
-    return float(trajectory.meta.get("wall_time_s", 0.0)) if trajectory is not None else 0.0
+    try:
+        return float(ground_truth(unit[2], ctx).meta.get("wall_time_s", 0.0))
+    except DataUnavailableError:
+        return 0.0
 
 
 def _predict_all(units: list[tuple[PredictorRef, type, TaskSpec, str]], ctx: RunContext) -> list[UnitOutcome]:
@@ -299,7 +304,7 @@ def run_forecast_track(ref: PredictorRef, cls: type, specs: list[TaskSpec], trac
                     if ref_cls is not None else [None] * len(specs))
     tasks: dict[str, dict] = {}
     for spec, outcome, ref_outcome in zip(specs, outcomes, ref_outcomes):
-        trajectory = ctx.store.load_trajectory(spec, "torch")
+        trajectory = ctx.trajectories.get(spec.id)  # None when the task's data is unavailable
         record = _task_record(spec, trajectory, outcome)
         if outcome.status == "ok":
             record.update(score_unit(spec, trajectory, track, outcome.payloads))
@@ -329,8 +334,7 @@ def run_phase_track(ref: PredictorRef, cls: type, specs: list[TaskSpec], ctx: Ru
             statuses[spec.id] = outcome.status
             if outcome.status == "skipped":
                 continue
-            trajectory = ctx.store.load_trajectory(spec, "torch")
-            measured[spec.id] = phase_label(trajectory)
+            measured[spec.id] = phase_label(ground_truth(spec, ctx))
             values.append((spec.id, spec.optimizer.c if spec.optimizer.c is not None else spec.optimizer.lr))
             if outcome.status == "ok":
                 scalars = outcome.payloads[0]["scalars"]
