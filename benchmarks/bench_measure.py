@@ -4,7 +4,7 @@ import time
 
 import torch
 
-from benchmarks.common import SLOW, best_of, digits_spec, eigen_solver_study, handwritten_gd
+from benchmarks.common import best_of, digits_spec, eigen_solver_study, handwritten_gd, require_slow
 from eosbench.measure import measure
 from eosbench.oracle import build_oracle
 
@@ -94,8 +94,7 @@ class TinySuite:
     timeout = 1200
 
     def setup(self):
-        if not SLOW:
-            raise NotImplementedError("set EOSBENCH_BENCH_SLOW=1")
+        require_slow()
 
     def track_tiny_suite_seconds(self):
         from eosbench.catalog import Catalog

@@ -10,7 +10,7 @@ import time
 
 from click.testing import CliRunner
 
-from benchmarks.common import SLOW
+from benchmarks.common import require_slow
 from eosbench.cli import main
 
 
@@ -41,8 +41,7 @@ class TinyRun:
     timeout = 1800
 
     def setup(self):
-        if not SLOW:
-            raise NotImplementedError("set EOSBENCH_BENCH_SLOW=1")
+        require_slow()
 
     def track_fresh_seconds(self):
         home = tempfile.mkdtemp(prefix="eosbench-bench-")

@@ -21,6 +21,12 @@ SLOW = os.environ.get("EOSBENCH_BENCH_SLOW") == "1"
 RESIDUAL_TOL = 2e-4
 
 
+def require_slow() -> None:
+    """Skip a benchmark (asv treats NotImplementedError in setup as "skipped") unless EOSBENCH_BENCH_SLOW=1."""
+    if not SLOW:
+        raise NotImplementedError("set EOSBENCH_BENCH_SLOW=1")
+
+
 def digits_spec(steps: int = 200, **measure):
     spec = Catalog().get("digits-mlp-tanh-eos")
     return spec.model_copy(update={"steps": steps, "measure": spec.measure.model_copy(update=measure)})

@@ -126,13 +126,12 @@ def tasks_show(ctx: click.Context, task_id: str, as_json: bool) -> None:
 
 # ----------------------------------------------------------------------------------------- measure
 def _summary(spec: TaskSpec, trajectory, cached: bool) -> dict:
-    frame = trajectory.frame
-    sharp = frame["sharpness"].dropna() if "sharpness" in frame else frame.iloc[0:0]
+    sharp = trajectory.series("sharpness")
     return {"task": spec.id, "cached": cached, "outcome": trajectory.outcome, "lr": trajectory.lr,
             "trajectory": str(trajectory.path), "onset_step": trajectory.onset_step(),
             "max_sharpness": float(sharp.max()) if len(sharp) else None,
             "final_sharpness": float(sharp.iloc[-1]) if len(sharp) else None,
-            "threshold": trajectory.threshold, "final_loss": float(frame["loss"].dropna().iloc[-1]),
+            "threshold": trajectory.threshold, "final_loss": float(trajectory.series("loss").iloc[-1]),
             "wall_time_s": trajectory.meta["wall_time_s"], "hvps": trajectory.meta["counters"]["hvps"]}
 
 

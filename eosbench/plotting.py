@@ -16,14 +16,14 @@ def plot_trajectory(trajectory: Trajectory, output: str | Path) -> None:
     """Two panels: training loss (log scale) and sharpness with the stability threshold (2/η for GD)."""
     frame = trajectory.frame
     fig, (ax_loss, ax_sharp) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
-    loss = frame["loss"].dropna()
+    loss = trajectory.series("loss")
     ax_loss.plot(loss.index, loss.values, lw=1)
     ax_loss.set_yscale("log")
     ax_loss.set(xlabel="step", ylabel="training loss", title="loss")
-    sharp = frame["sharpness"].dropna()
+    sharp = trajectory.series("sharpness")
     ax_sharp.plot(sharp.index, sharp.values, lw=1, label="sharpness λ_max(H)")
     for col in [c for c in frame.columns if c.startswith("eig_")]:
-        s = frame[col].dropna()
+        s = trajectory.series(col)
         ax_sharp.plot(s.index, s.values, lw=0.7, alpha=0.6, label=col)
     ax_sharp.axhline(trajectory.threshold, color="k", ls="--", lw=1, label=f"threshold {trajectory.threshold:.3g}")
     ax_sharp.set(xlabel="step", ylabel="eigenvalue", title="sharpness")

@@ -35,12 +35,11 @@ def phase_label(trajectory: Trajectory) -> str:
     """The measured outcome of a run by the rules above."""
     if trajectory.outcome == "diverged":
         return "diverge"
-    frame = trajectory.frame
-    ratio = frame["eos_ratio"].dropna()
+    ratio = trajectory.series("eos_ratio")
     tail = ratio.iloc[-max(1, int(len(ratio) * TAIL_FRACTION)):]
     if len(tail) and float(tail.mean()) >= EOS_RATIO:
         return "eos"
-    loss = frame["loss"].dropna()
+    loss = trajectory.series("loss")
     if len(loss) and float(loss.max()) > CATAPULT_RISE * float(loss.iloc[0]):
         return "catapult"
     return "monotone"
@@ -82,7 +81,7 @@ def requested_steps(track: str, spec: TaskSpec, trajectory: Trajectory, t0: int)
 
 def relative_c(trajectory: Trajectory) -> float | None:
     """c = η·λ0 for the run (λ0 the measured sharpness at step 0)."""
-    s0 = trajectory.frame["sharpness"].dropna()
+    s0 = trajectory.series("sharpness")
     return float(trajectory.lr * s0.iloc[0]) if len(s0) else None
 
 

@@ -78,9 +78,16 @@ class Trajectory:
             raise KeyError(f"no checkpoint at step {step}; available: {sorted(self.checkpoints)}")
         return self.checkpoints[step]
 
+    def series(self, column: str) -> pd.Series:
+        """A measured column without its unmeasured steps; empty when the plan never measured it
+        (e.g. ``sharpness`` with ``sharpness_every: 0``)."""
+        if column not in self.frame:
+            return pd.Series(dtype=float, name=column)
+        return self.frame[column].dropna()
+
     def onset_step(self, fraction: float = 1.0) -> int | None:
         """First measured step with sharpness ≥ fraction · threshold (None if never)."""
-        s = self.frame["sharpness"].dropna()
+        s = self.series("sharpness")
         hit = s[s >= fraction * self.threshold]
         return int(hit.index[0]) if len(hit) else None
 

@@ -123,3 +123,19 @@ def test_killed_measure_leaves_no_entry_and_rerun_completes(env):
     result = invoke("measure", "slow", "--json")
     assert json.loads(result.output)["tasks"][0]["outcome"] == "completed"
     assert not list(home.glob("**/.tmp-*"))
+
+
+def test_measurement_with_sharpness_off_is_summarized_labelled_and_plotted(env):
+    """``sharpness_every: 0`` records no eigenvalues; every reader of a trajectory copes."""
+    from eosbench.catalog import Catalog
+    from eosbench.store import Store
+    from eosbench.tracks import phase_label
+
+    (env / "tasks" / "quad.yaml").write_text(QUAD + "measure: {sharpness_every: 0}\n")
+    result = invoke("measure", "quad", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)["tasks"][0]
+    assert summary["onset_step"] is None and summary["max_sharpness"] is None and summary["hvps"] == 0
+    trajectory = Store().load_trajectory(Catalog().get("quad"))
+    assert "sharpness" not in trajectory.frame and phase_label(trajectory) == "monotone"
+    assert invoke("plot", "quad", "-o", str(env / "quad.png")).exit_code == 0

@@ -45,7 +45,7 @@ def _read(folder: Path, names: list[str], enough: int | None = None) -> tuple[np
     parts: list[tuple[np.ndarray, np.ndarray]] = []
     for name in names:
         parts.append(read_batch(folder / name))
-        if enough is not None and sum(len(p[1]) for p in parts) >= enough:
+        if enough is not None and sum(len(labels) for _, labels in parts) >= enough:
             break
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
