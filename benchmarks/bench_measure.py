@@ -4,7 +4,8 @@ import time
 
 import torch
 
-from benchmarks.common import best_of, digits_spec, eigen_solver_study, handwritten_gd, require_slow
+from benchmarks.common import (best_of, cifar_shaped_spec, digits_spec, eigen_solver_study, handwritten_gd,
+                               require_slow)
 from eosbench.measure import measure
 from eosbench.oracle import build_oracle
 
@@ -34,32 +35,52 @@ class GDStepOverhead:
 
 
 class DerivativeCosts:
-    """Cost of a Hessian-vector product and of a third-derivative product, in gradients."""
+    """Cost of a Hessian-vector product and of a third-derivative product, in gradients, on the digits MLP
+    and on the CIFAR-shaped MLP (3072-200-200-10, 5000 examples)."""
 
-    def setup(self):
-        self.oracle = build_oracle(digits_spec())
+    params = ["digits", "cifar-shaped"]
+    param_names = ["model"]
+    timeout = 600
+
+    def setup(self, model):
+        self.oracle = build_oracle(digits_spec() if model == "digits" else cifar_shaped_spec())
         self.theta = self.oracle.theta0()
         self.v = torch.randn(self.oracle.num_params, dtype=torch.float64)
 
-    def time_grad(self):
+    def time_grad(self, model):
         self.oracle.grad(self.theta)
 
-    def time_hvp(self):
+    def time_hvp(self, model):
         self.oracle.hvp(self.theta, self.v)
 
-    def track_hvp_over_grad(self):
+    def track_hvp_over_grad(self, model):
         grad = best_of(lambda: [self.oracle.grad(self.theta) for _ in range(20)])
         hvp = best_of(lambda: [self.oracle.hvp(self.theta, self.v) for _ in range(20)])
         return hvp / grad
 
     track_hvp_over_grad.unit = "ratio"
 
-    def track_d3_over_grad(self):
+    def track_d3_over_grad(self, model):
         grad = best_of(lambda: [self.oracle.grad(self.theta) for _ in range(10)])
         d3 = best_of(lambda: [self.oracle.d3(self.theta, self.v, self.v) for _ in range(10)])
         return d3 / grad
 
     track_d3_over_grad.unit = "ratio"
+
+
+class SharpnessOverhead:
+    """Warm-started sharpness every 10 steps on the CIFAR-shaped MLP: the extra time over plain GD, as a
+    fraction of the GD time (goal: at most 0.30)."""
+
+    timeout = 900
+
+    def track_overhead_fraction(self):
+        steps = 40
+        plain = best_of(lambda: measure(cifar_shaped_spec(steps, every=steps, sharpness_every=0)), repeat=2)
+        sharp = best_of(lambda: measure(cifar_shaped_spec(steps, every=steps, sharpness_every=10)), repeat=2)
+        return (sharp - plain) / plain
+
+    track_overhead_fraction.unit = "fraction"
 
 
 class WarmSharpness:
@@ -86,6 +107,18 @@ class WarmSharpness:
         return study["power_warm"]["total"] / study["lobpcg"]["total"]
 
     track_warm_power_iteration_over_lobpcg.unit = "ratio"
+
+    def track_arpack_over_lobpcg(self, study):
+        """scipy's ARPACK (eigsh) from a random start over warm LOBPCG, in total HVPs."""
+        return study["arpack"]["total"] / study["lobpcg"]["total"]
+
+    track_arpack_over_lobpcg.unit = "ratio"
+
+    def track_warm_arpack_over_lobpcg(self, study):
+        """ARPACK started from the previous measurement's vector over warm LOBPCG, in total HVPs."""
+        return study["arpack_warm"]["total"] / study["lobpcg"]["total"]
+
+    track_warm_arpack_over_lobpcg.unit = "ratio"
 
 
 class TinySuite:

@@ -1,4 +1,5 @@
-"""The runner: re-scoring stored predictions, and ``eosbench run gradient-flow --suite tiny`` end to end.
+"""The runner: re-scoring stored predictions, each baseline's cost per predicted step, and end-to-end runs
+of the tiny suite (local, and on Dask against the sequential run).
 
 Each benchmark works in its own temporary ``EOSBENCH_HOME``. The end-to-end cases take minutes and run
 only with EOSBENCH_BENCH_SLOW=1.
@@ -11,7 +12,11 @@ import time
 from click.testing import CliRunner
 
 from benchmarks.common import require_slow
+from eosbench.catalog import Catalog
 from eosbench.cli import main
+from eosbench.registry import Registry
+from eosbench.runner import RunContext, run
+from eosbench.store import Store
 
 
 def _eosbench(home: str, *args: str) -> None:
@@ -59,3 +64,59 @@ class TinyRun:
         return time.perf_counter() - start
 
     track_cached_ground_truth_seconds.unit = "seconds"
+
+
+class BaselineCost:
+    """Each built-in baseline's cost per predicted step on the digits EoS task (trajectory track, one
+    origin): gradients, HVPs, third-derivative products and seconds. All baselines run once, in setup."""
+
+    timeout = 3600
+    params = sorted(ref.name for ref in Registry().refs.values() if ref.source == "builtin")
+    param_names = ["predictor"]
+
+    def setup_cache(self):
+        catalog = Catalog()
+        spec = catalog.get("digits-mlp-tanh-eos")
+        ctx = RunContext(store=Store(tempfile.mkdtemp(prefix="eosbench-bench-")), catalog=catalog)
+        costs = {}
+        for name in self.params:
+            record = run(Registry().get(name), [spec], ctx, tracks=["trajectory"])
+            task = record["tracks"]["trajectory"]["tasks"][spec.id]
+            costs[name] = {k: v / spec.steps for k, v in task.get("cost", {}).items()}
+        return costs
+
+    def track_grads_per_step(self, costs, predictor):
+        return costs[predictor].get("grads", float("nan"))
+
+    def track_hvps_per_step(self, costs, predictor):
+        return costs[predictor].get("hvps", float("nan"))
+
+    def track_d3s_per_step(self, costs, predictor):
+        return costs[predictor].get("d3s", float("nan"))
+
+    def track_milliseconds_per_step(self, costs, predictor):
+        return 1e3 * costs[predictor].get("wall_seconds", float("nan"))
+
+    track_grads_per_step.unit = track_hvps_per_step.unit = track_d3s_per_step.unit = "products"
+    track_milliseconds_per_step.unit = "ms"
+
+
+class DaskScaling:
+    """``eosbench run gradient-flow eos-clamp --suite tiny`` on a Dask LocalCluster of 2 workers over the
+    sequential local run (--jobs 1), fresh stores both (goal: at most 0.7). EOSBENCH_BENCH_SLOW=1."""
+
+    timeout = 3600
+
+    def setup(self):
+        require_slow()
+
+    def track_dask_over_sequential(self):
+        def timed(*args):
+            start = time.perf_counter()
+            _eosbench(tempfile.mkdtemp(prefix="eosbench-bench-"), "run", "gradient-flow", "eos-clamp",
+                      "--suite", "tiny", "--json", *args)
+            return time.perf_counter() - start
+
+        return timed("--executor", "dask", "--workers", "2") / timed("--jobs", "1")
+
+    track_dask_over_sequential.unit = "ratio"

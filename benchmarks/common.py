@@ -32,6 +32,18 @@ def digits_spec(steps: int = 200, **measure):
     return spec.model_copy(update={"steps": steps, "measure": spec.measure.model_copy(update=measure)})
 
 
+def cifar_shaped_spec(steps: int = 20, **measure):
+    """The CIFAR-shaped MLP of the performance goals: 3072-200-200-10 tanh, MSE, 5000 examples of generated
+    data with CIFAR-10's shape (no download), float64 on the CPU."""
+    from eosbench.spec import TaskSpec
+
+    return TaskSpec.model_validate({
+        "id": "cifar-shaped-mlp", "tier": "small", "loss": "mse", "steps": steps,
+        "data": {"name": "gaussian-mixture", "n": 5000, "dim": 3072, "classes": 10},
+        "model": {"arch": "mlp", "widths": [200, 200], "activation": "tanh"},
+        "optimizer": {"name": "gd", "lr": 0.02}, "measure": {"checkpoints": [], **measure}})
+
+
 def best_of(fn, repeat: int = 3) -> float:
     """Smallest wall time of ``repeat`` calls (seconds)."""
     times = []
@@ -77,17 +89,37 @@ def power_iteration_hvps(oracle, theta, reference: float, accuracy: float, v0) -
     return count, v
 
 
+def arpack_hvps(oracle, theta, reference: float, accuracy: float, v0) -> tuple[int, np.ndarray]:
+    """HVPs scipy's ARPACK (``eigsh``, largest algebraic) needs for an eigenvalue within ``accuracy``
+    (relative) of ``reference``: the loosest of tolerances 1e-2, 1e-3, ... that reaches it."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    for tol in 10.0 ** -np.arange(2, 13):
+        count = 0
+
+        def matvec(v):
+            nonlocal count
+            count += 1
+            return oracle.to_numpy(oracle.hvp(theta, oracle.asarray(np.ravel(v))))
+
+        operator = LinearOperator((oracle.num_params,) * 2, matvec=matvec, dtype=np.float64)
+        values, vectors = eigsh(operator, k=1, which="LA", v0=v0, tol=tol)
+        if abs(values[0] - reference) <= accuracy * abs(reference):
+            return count, vectors[:, 0]
+    raise AssertionError("ARPACK did not reach the accuracy")
+
+
 def eigen_solver_study(steps: int = 200, every: int = 10, accuracy: float = 1e-6) -> dict:
     """Along a digits GD run: HVPs per sharpness measurement, to a relative eigenvalue accuracy of
     ``accuracy`` against a tightly converged reference, for warm-started LOBPCG (eosbench), for power
-    iteration from a fresh random vector at every measurement (PyHessian's method), and for power
-    iteration warm-started from the previous measurement's vector."""
+    iteration from a fresh random vector at every measurement (PyHessian's method), for power iteration
+    warm-started from the previous measurement's vector, and for ARPACK cold and warm-started."""
     spec = digits_spec(steps)
     oracle = build_oracle(spec)
     theta, lr = oracle.theta0(), spec.optimizer.lr
     generator = torch.Generator().manual_seed(0)
-    warm = power_vec = None
-    counts: dict[str, list[int]] = {"lobpcg": [], "power": [], "power_warm": []}
+    warm = power_vec = arpack_vec = None
+    counts: dict[str, list[int]] = {"lobpcg": [], "power": [], "power_warm": [], "arpack": [], "arpack_warm": []}
     for t in range(steps + 1):
         if t % every == 0:
             reference = float(oracle.eigs(theta, 1, tol=1e-10, maxiter=1000).values[0])
@@ -100,5 +132,9 @@ def eigen_solver_study(steps: int = 200, every: int = 10, accuracy: float = 1e-6
             count, power_vec = power_iteration_hvps(oracle, theta, reference, accuracy,
                                                     fresh if power_vec is None else power_vec)
             counts["power_warm"].append(count)
+            counts["arpack"].append(arpack_hvps(oracle, theta, reference, accuracy, fresh.numpy())[0])
+            count, arpack_vec = arpack_hvps(oracle, theta, reference, accuracy,
+                                            fresh.numpy() if arpack_vec is None else arpack_vec)
+            counts["arpack_warm"].append(count)
         theta = theta - lr * oracle.grad(theta)
     return {name: {"median": float(np.median(c)), "total": int(np.sum(c))} for name, c in counts.items()}

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from eosbench.errors import SpecError, unknown_name
+from eosbench.errors import SpecError, UnknownNameError, unknown_name
 from eosbench.spec import TaskSpec
 
 SUITES_FILE = "suites.yaml"
@@ -118,7 +118,11 @@ class Catalog:
             raise self.broken[task_id]
         if task_id.endswith((".yaml", ".yml")) and Path(task_id).exists():
             return load_task_file(task_id)
-        raise unknown_name("task", task_id, list(self.tasks) + list(self.families))
+        if task_id in self.families:
+            members = self.families[task_id]
+            raise UnknownNameError(f"{task_id!r} is a sweep family, not a task: run all its members with "
+                                   f"--suite {task_id}, or name one of them ({', '.join(members[:3])}, ...).")
+        raise unknown_name("task", task_id, list(self.tasks))
 
     @cached_property
     def suites(self) -> dict[str, list[str]]:

@@ -63,13 +63,26 @@ def _store(ctx: click.Context) -> Store:
     return Store(ctx.obj["home"])
 
 
-def _select(catalog: Catalog, task_ids: tuple[str, ...], suite: str | None) -> list[TaskSpec]:
+def _select(catalog: Catalog, task_ids: tuple[str, ...], suite: str | None,
+            device: str | None = None) -> list[TaskSpec]:
+    """The named tasks and suite members, moved to ``device`` when given (the device is part of a task's
+    identity: a trajectory measured on a GPU is stored apart from the CPU one)."""
     specs = [catalog.get(t) for t in task_ids]
     if suite:
         specs += catalog.suite(suite)
     if not specs:
         raise EosbenchError("Name at least one task (eosbench tasks list shows them) or a suite with --suite.")
-    return specs
+    if device is None:
+        return specs
+    from eosbench.backends.torch import resolve_device
+
+    resolve_device(device)  # a clear error now, rather than in every task, when the device is missing
+    return [spec.model_copy(update={"device": device}) for spec in specs]
+
+
+_DEVICE_OPTION = click.option("--device", type=click.Choice(["cpu", "cuda"]),
+                              help="Run every task on this device (default: the task's own, cpu for every "
+                                   "standard task). cuda runs in the task's dtype with TF32 off.")
 
 
 # ------------------------------------------------------------------------------------------- tasks
@@ -139,7 +152,7 @@ def _summary(spec: TaskSpec, trajectory, cached: bool) -> dict:
 @click.argument("task_ids", nargs=-1)
 @click.option("--suite", help="Measure every task of this suite (tiny, small, full, or a sweep family).")
 @click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "jax"]))
-@click.option("--device", help="cpu or cuda (default: the task's device).")
+@_DEVICE_OPTION
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="EOSBENCH_DATA",
               help="Folder holding CIFAR-10 in torchvision's layout (or set EOSBENCH_DATA).")
 @click.option("--force", is_flag=True, help="Re-measure even if the store already has the trajectory.")
@@ -154,7 +167,7 @@ def measure(ctx: click.Context, task_ids: tuple[str, ...], suite: str | None, ba
     """
     from eosbench.measure import ensure_trajectory
 
-    specs = _select(_catalog(ctx), task_ids, suite)
+    specs = _select(_catalog(ctx), task_ids, suite, device)
     store = _store(ctx)
     store.clean_partial()
     summaries, skipped = [], []
@@ -165,7 +178,7 @@ def measure(ctx: click.Context, task_ids: tuple[str, ...], suite: str | None, ba
             bar = progress.add_task(spec.id, total=spec.steps)
             try:
                 trajectory, cached = ensure_trajectory(
-                    spec, store, backend=backend, force=force, device=device, data_dir=data_dir,
+                    spec, store, backend=backend, force=force, data_dir=data_dir,
                     on_step=lambda t, n, bar=bar: progress.update(bar, completed=t))
             except DataUnavailableError as exc:
                 if not suite:
@@ -303,42 +316,54 @@ def _print_record(record: dict) -> None:
                 console.print(f"[red]{t['status']}[/] {task}: {t['error'].splitlines()[0]}", soft_wrap=True)
 
 
-def _run_or_score(ctx: click.Context, predictor: str, task_ids, suite, tracks, backend, plugins, data_dir,
-                  force, as_json, publish, results_dir, cached_only, budget=None, jobs=1) -> None:
+def _run_or_score(ctx: click.Context, predictors: tuple[str, ...], task_ids, suite, tracks, backend, plugins,
+                  data_dir, as_json, publish, results_dir, *, cached_only: bool, force: bool = False,
+                  budget: float | None = None, device: str | None = None, executor: str = "local", jobs: int = 1,
+                  address: str | None = None, workers: int | None = None) -> None:
+    from eosbench.executors import make_executor
     from eosbench.runner import REFERENCE, RunContext, publish as publish_record, run
 
     registry = _registry(plugins)
-    ref = registry.get(predictor)
+    refs = [registry.get(name) for name in predictors]
     catalog = _catalog(ctx)
-    specs = _select(catalog, task_ids, suite)
+    suite = suite or (None if task_ids else "tiny")
+    specs = _select(catalog, task_ids, suite, device)
     store = _store(ctx)
     store.clean_partial()
-    reference = registry.refs.get(REFERENCE)
+    records = []
     with console.status("starting", spinner="dots") as status:
-        run_ctx = RunContext(store=store, catalog=catalog, backend=backend, data_dir=str(data_dir) if data_dir else None,
-                             force=force, cached_only=cached_only, budget_seconds=budget, jobs=jobs,
-                             on_event=None if as_json else (lambda msg: status.update(msg)))
-        record = run(ref, specs, run_ctx, tracks=list(tracks) or None, suite=suite or "custom", reference=reference)
-    if publish:
-        path = publish_record(record, results_dir)
-        console.print(f"published {path}")
+        pool = make_executor(executor, jobs=jobs, address=address, workers=workers)
+        try:
+            run_ctx = RunContext(store=store, catalog=catalog, backend=backend,
+                                 data_dir=str(data_dir) if data_dir else None, force=force, cached_only=cached_only,
+                                 budget_seconds=budget, executor=pool,
+                                 on_event=None if as_json else (lambda msg: status.update(msg)))
+            for ref in refs:
+                records.append(run(ref, specs, run_ctx, tracks=list(tracks) or None, suite=suite or "custom",
+                                   reference=registry.refs.get(REFERENCE)))
+        finally:
+            pool.close()
+    for record in records:
+        if publish:
+            console.print(f"published {publish_record(record, results_dir)}")
+        if not as_json:
+            _print_record(record)
     if as_json:
-        click.echo(json.dumps(record, indent=2, default=str))
-    else:
-        _print_record(record)
+        click.echo(json.dumps(records[0] if len(records) == 1 else records, indent=2, default=str))
 
 
 _RUN_OPTIONS = [
-    click.argument("predictor"),
-    click.option("--suite", help="Suite to run (tiny, small, full, or a sweep family)."),
+    click.argument("predictors", nargs=-1, required=True),
+    click.option("--suite", help="Suite to run (tiny, small, full, or a sweep family; default tiny)."),
     click.option("--tasks", "task_ids", multiple=True, help="Individual task ids (repeatable)."),
     click.option("--track", "tracks", multiple=True, type=click.Choice(["trajectory", "forecast", "phase"]),
                  help="Tracks to run (default: every track the predictor declares)."),
     click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "jax"])),
     click.option("--plugin", "plugins", multiple=True, type=click.Path(), help="Load predictors from this .py file."),
     click.option("--data-dir", type=click.Path(path_type=Path), envvar="EOSBENCH_DATA", help="CIFAR-10 folder."),
-    click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON."),
-    click.option("--publish", is_flag=True, help="Write the result record into the leaderboard's results folder."),
+    click.option("--json", "as_json", is_flag=True,
+                 help="Print the result record as JSON (a list of records for several predictors)."),
+    click.option("--publish", is_flag=True, help="Write the result records into the leaderboard's results folder."),
     click.option("--results-dir", type=click.Path(path_type=Path), default=Path("leaderboard/results"),
                  show_default=True, help="Where --publish writes."),
 ]
@@ -354,30 +379,35 @@ def _with_run_options(fn):
 @_with_run_options
 @click.option("--force", is_flag=True, help="Re-run the predictor even if its predictions are stored.")
 @click.option("--budget", type=float, help="Wall seconds per task and origin (default: the manifest's budget_seconds).")
+@_DEVICE_OPTION
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: this machine (--jobs at once); dask: every unit is a Dask task (see --address).")
 @click.option("--jobs", type=int, default=min(2, os.cpu_count() or 1), show_default=True,
-              help="Tasks predicted at once, each in its own single-threaded process.")
+              help="Local executor: tasks predicted at once, each in its own single-threaded process.")
+@click.option("--address", help="Dask executor: a running scheduler, e.g. tcp://10.0.0.5:8786 "
+                                "(default: start a LocalCluster on this machine).")
+@click.option("--workers", type=int, help="Dask executor: worker processes of the LocalCluster (default: cores).")
 @click.pass_context
-def run_cmd(ctx, predictor, suite, task_ids, tracks, backend, plugins, data_dir, as_json, publish, results_dir, force,
-            budget, jobs):
-    """Run PREDICTOR on a suite: measure missing ground truth, predict, score, print a table.
+def run_cmd(ctx, predictors, suite, task_ids, tracks, backend, plugins, data_dir, as_json, publish, results_dir,
+            force, budget, device, executor, jobs, address, workers):
+    """Run PREDICTORS on a suite: measure missing ground truth, predict, score, print a table.
 
     Each task runs in its own process under the predictor's budget: a crash, a hang, NaNs or wrong steps
-    are recorded as a failure of that task and the run goes on. Predictions are cached in the store.
+    are recorded as a failure of that task and the run goes on. Predictions are cached in the store, so
+    a killed run resumes where it stopped. With --executor dask, measuring a task and predicting a task
+    are Dask tasks; results come back to this machine's store (see docs/scaling.md for clusters and GPUs).
     """
-    if not suite and not task_ids:
-        suite = "tiny"
-    _run_or_score(ctx, predictor, task_ids, suite, tracks, backend, plugins, data_dir, force, as_json, publish,
-                  results_dir, cached_only=False, budget=budget, jobs=jobs)
+    _run_or_score(ctx, predictors, task_ids, suite, tracks, backend, plugins, data_dir, as_json, publish,
+                  results_dir, cached_only=False, force=force, budget=budget, device=device, executor=executor,
+                  jobs=jobs, address=address, workers=workers)
 
 
 @main.command("score")
 @_with_run_options
 @click.pass_context
-def score_cmd(ctx, predictor, suite, task_ids, tracks, backend, plugins, data_dir, as_json, publish, results_dir):
-    """Re-score PREDICTOR's stored predictions against the stored ground truth, running nothing new."""
-    if not suite and not task_ids:
-        suite = "tiny"
-    _run_or_score(ctx, predictor, task_ids, suite, tracks, backend, plugins, data_dir, False, as_json, publish,
+def score_cmd(ctx, predictors, suite, task_ids, tracks, backend, plugins, data_dir, as_json, publish, results_dir):
+    """Re-score PREDICTORS' stored predictions against the stored ground truth, running nothing new."""
+    _run_or_score(ctx, predictors, task_ids, suite, tracks, backend, plugins, data_dir, as_json, publish,
                   results_dir, cached_only=True)
 
 

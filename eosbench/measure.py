@@ -4,7 +4,8 @@ Per measured step t (before the update θ_t → θ_{t+1}) the frame holds: ``los
 ``grad_norm``, ``param_norm``, ``dist_init`` (‖θ_t − θ_0‖), and at sharpness steps ``sharpness`` (the
 largest *algebraic* Hessian eigenvalue), ``eig_2..eig_k``, ``eos_ratio`` = sharpness / threshold (η·S/2
 for GD). SGD adds ``minibatch_loss`` and ``batch_sharpness`` (g_Bᵀ H_B g_B / ‖g_B‖² on the step's batch);
-Adam and RMSProp add ``precond_sharpness`` λ_max(P⁻¹H) and ``precond_threshold``. Test loss/accuracy
+Adam and RMSProp add ``precond_sharpness`` λ_max(P⁻¹H) and ``precond_threshold``; DAL adds its
+``step_size`` η_t (and ``eos_ratio`` is then S·η_t/2). Test loss/accuracy
 appear at ``test_every`` steps. A non-finite loss, or one above the plan's ``diverge_loss``, ends the
 run with outcome ``diverged`` — a measured result, not an error.
 """
@@ -41,19 +42,23 @@ def resolve_lr(spec: TaskSpec, oracle: Oracle, theta0) -> tuple[float, dict]:
     return spec.optimizer.c / lam0, {"lr_source": "c/lambda0", "lambda0": lam0, "c": spec.optimizer.c}
 
 
-def _norm(oracle: Oracle, v) -> float:
-    return float(np.linalg.norm(oracle.to_numpy(v)))
+def _norm(v) -> float:
+    """‖v‖ computed where v lives (on the device), so only a scalar crosses to the host."""
+    return math.sqrt(float((v * v).sum()))
 
 
-def measure(spec: TaskSpec, *, backend: str = "torch", device: str | None = None,
-            data_dir: str | Path | None = None, on_step: StepCallback | None = None,
-            oracle: Oracle | None = None) -> Trajectory:
-    """Run the task's optimizer from θ0 for ``spec.steps`` steps and record the trajectory."""
+def measure(spec: TaskSpec, *, backend: str = "torch", data_dir: str | Path | None = None,
+            on_step: StepCallback | None = None, oracle: Oracle | None = None) -> Trajectory:
+    """Run the task's optimizer from θ0 for ``spec.steps`` steps on ``spec.device`` and record the trajectory.
+
+    Data and parameters stay on the device; per measured step only scalars come back to the host
+    (vectors cross only at checkpoints).
+    """
     started = time.perf_counter()
-    oracle = oracle or build_oracle(spec, backend=backend, device=device, data_dir=data_dir)
+    oracle = oracle or build_oracle(spec, backend=backend, data_dir=data_dir)
     plan = spec.measure
     theta = oracle.theta0()
-    theta_init = oracle.to_numpy(theta)
+    theta_init = theta
     lr, lr_info = resolve_lr(spec, oracle, theta)
     opt = make_optimizer(spec.optimizer, lr, oracle.data.n)
     checkpoint_steps = set(spec.checkpoint_steps())
@@ -69,11 +74,12 @@ def measure(spec: TaskSpec, *, backend: str = "torch", device: str | None = None
         else:
             loss, g = oracle.loss_and_grad(theta)
         diverged = not math.isfinite(loss) or loss > plan.diverge_loss
+        step_size = None if diverged else opt.adapt(oracle, theta, g, t)
         if measured or diverged:
-            theta_np = oracle.to_numpy(theta)
-            row = {"step": t, "loss": loss, "grad_norm": _norm(oracle, g),
-                   "param_norm": float(np.linalg.norm(theta_np)),
-                   "dist_init": float(np.linalg.norm(theta_np - theta_init))}
+            row = {"step": t, "loss": loss, "grad_norm": _norm(g), "param_norm": _norm(theta),
+                   "dist_init": _norm(theta - theta_init)}
+            if step_size is not None:
+                row["step_size"] = step_size
             if measured:
                 row["accuracy"] = accuracy(spec.loss, out, oracle.data.y, oracle.data.num_classes)
             if plan.test_every and t % plan.test_every == 0:
@@ -110,9 +116,8 @@ def measure(spec: TaskSpec, *, backend: str = "torch", device: str | None = None
             if rows[-1]["step"] == t:
                 rows[-1]["minibatch_loss"] = batch_loss
                 if "sharpness" in rows[-1]:
-                    g_norm2 = float(np.dot(oracle.to_numpy(g), oracle.to_numpy(g)))
                     hg = oracle.hvp(theta, g, batch)
-                    rows[-1]["batch_sharpness"] = float(np.dot(oracle.to_numpy(g), oracle.to_numpy(hg))) / max(g_norm2, 1e-300)
+                    rows[-1]["batch_sharpness"] = float((g * hg).sum()) / max(_norm(g) ** 2, 1e-300)
         else:
             ahead = opt.lookahead(theta)
             if ahead is not None:
@@ -132,7 +137,7 @@ def _meta(spec: TaskSpec, oracle: Oracle, lr: float, lr_info: dict, threshold: f
 
     return {
         "task_id": spec.id, "task_version": spec.version, "spec_hash": spec_hash(spec, oracle.backend),
-        "spec": spec.model_dump(mode="json"), "backend": oracle.backend, "device": str(spec.device),
+        "spec": spec.model_dump(mode="json"), "backend": oracle.backend, "device": str(oracle.device),
         "dtype": spec.dtype, "lr": lr, **lr_info, "threshold": threshold, "outcome": outcome,
         "last_step": int(frame.index.max()), "num_params": oracle.num_params,
         "model": oracle.model.describe(), "data": oracle.data.info, "data_hash": oracle.data.hash(),
@@ -146,7 +151,7 @@ def _meta(spec: TaskSpec, oracle: Oracle, lr: float, lr_info: dict, threshold: f
 
 
 def ensure_trajectory(spec: TaskSpec, store: Store, *, backend: str = "torch", force: bool = False,
-                      device: str | None = None, data_dir: str | Path | None = None,
+                      data_dir: str | Path | None = None,
                       on_step: StepCallback | None = None) -> tuple[Trajectory, bool]:
     """The stored trajectory of ``spec`` (measuring and storing it first if missing, or if ``force``).
 
@@ -156,6 +161,6 @@ def ensure_trajectory(spec: TaskSpec, store: Store, *, backend: str = "torch", f
         cached = store.load_trajectory(spec, backend)
         if cached is not None:
             return cached, True
-    trajectory = measure(spec, backend=backend, device=device, data_dir=data_dir, on_step=on_step)
+    trajectory = measure(spec, backend=backend, data_dir=data_dir, on_step=on_step)
     store.save_trajectory(spec, trajectory, backend, replace=force)
     return trajectory, False

@@ -4,7 +4,7 @@ Each optimizer also states its linear-stability threshold on a quadratic — the
 preconditioned) sharpness hovers at in the edge-of-stability regime:
 GD/SGD 2/η; heavy ball (2+2β)/η; Nesterov (2+2β)/((1+2β)η) (Cohen et al. 2021, App.); Adam
 (2+2β₁)/((1−β₁)η) for λ_max(P⁻¹H) with P = diag(√ν̂+ε) (Cohen et al. 2022); RMSProp 2/η for the same
-preconditioned sharpness with P = diag(√ν+ε).
+preconditioned sharpness with P = diag(√ν+ε); DAL 2/η_t for its step size η_t of the current step.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from eosbench.spec import GD, SGD, Adam, Momentum, OptimizerSpec, RMSProp
+from eosbench.spec import DAL, GD, SGD, Adam, Momentum, OptimizerSpec, RMSProp
 
 
 class Optimizer:
@@ -21,6 +21,11 @@ class Optimizer:
 
     def __init__(self, spec: OptimizerSpec, lr: float, n_examples: int):
         self.spec, self.lr, self.n_examples = spec, lr, n_examples
+
+    def adapt(self, oracle, theta: Any, g: Any, t: int) -> float | None:
+        """Set this step's step size from the oracle (adaptive-step methods); returns it, or None when the
+        step size is the fixed η."""
+        return None
 
     def batch(self, t: int) -> np.ndarray | None:
         """Indices of the examples whose gradient drives step t (None: all)."""
@@ -136,8 +141,38 @@ class RMSPropOptimizer(Optimizer):
         return 2.0 / self.lr
 
 
+class DriftAdjustedGD(Optimizer):
+    """DAL (Rosca et al. 2023, §5): θ ← θ − η_t∇L with η_t = min(2/v^p, max_lr), v = ‖H∇L‖/‖∇L‖ measured
+    by one HVP at θ_t. In DeepMind's reference (``dal.py``) the gradient is scaled by
+    clip(2/(η·v^p), 0, max_lr/η) and then stepped with η, which is the same step; p = 0 is plain GD."""
+
+    def __init__(self, spec: DAL, lr: float, n_examples: int):
+        super().__init__(spec, lr, n_examples)
+        self.step_size = lr
+
+    def adapt(self, oracle, theta, g, t):
+        spec = self.spec
+        active = spec.p > 0 and t >= spec.start and (spec.stop is None or t < spec.stop)
+        g_norm = float((g * g).sum()) ** 0.5
+        if not active or g_norm == 0.0:
+            self.step_size = self.lr
+        else:
+            hg = oracle.hvp(theta, g)
+            drift = float((hg * hg).sum()) ** 0.5 / g_norm
+            self.step_size = min(2.0 / drift ** spec.p, spec.max_lr) if drift > 0 else spec.max_lr
+        return self.step_size
+
+    def update(self, theta, g, t):
+        return theta - self.step_size * g
+
+    @property
+    def threshold(self) -> float:
+        return 2.0 / self.step_size
+
+
 _CLASSES: dict[type, type[Optimizer]] = {
-    GD: Optimizer, SGD: MiniBatchSGD, Momentum: HeavyBall, Adam: AdamOptimizer, RMSProp: RMSPropOptimizer}
+    GD: Optimizer, SGD: MiniBatchSGD, Momentum: HeavyBall, Adam: AdamOptimizer, RMSProp: RMSPropOptimizer,
+    DAL: DriftAdjustedGD}
 
 
 def make_optimizer(spec: OptimizerSpec, lr: float, n_examples: int) -> Optimizer:

@@ -59,6 +59,7 @@ class Oracle(Protocol):
     data: Dataset
     counters: Counters
     num_params: int
+    device: Any  # where the backend's arrays live
 
     def theta0(self) -> Any:
         """The initial parameters (the same numbers on every backend)."""

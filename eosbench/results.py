@@ -84,6 +84,7 @@ class ResultRecord(_Record):
     predictor: PredictorInfo
     suite: str
     backend: str
+    device: str = "cpu"  # the tasks' device(s); records published before it was recorded ran on the CPU
     eosbench_version: str
     created: str
     host: dict[str, str]

@@ -1,10 +1,12 @@
 """Run a predictor on tasks: measure missing ground truth, predict in isolated processes, score, record.
 
-A unit of work is (predictor, task, track): a pure function of the task spec, the predictor version
-and the backend, so its result is the same wherever it runs. Each unit runs in its own process (started
-from a forkserver that has eosbench imported), so a crash, a hang past the budget, NaNs or wrong steps
-are recorded as a failure of that task while the rest of the run goes on. Successful predictions are
-cached in the store, keyed by predictor version and task hash; ``eosbench score`` re-scores them.
+A unit of work (measure a task; predict a task on a track) is a pure function of the task spec, the
+predictor version and the backend, so its result is the same wherever it runs: here, in a pool, or on a
+Dask cluster (:mod:`eosbench.executors`). Each prediction runs in its own process (started from a
+forkserver that has eosbench imported), so a crash, a hang past the budget, NaNs or wrong steps are
+recorded as a failure of that task while the rest of the run goes on. Results come back to this process,
+which alone writes the store: successful predictions are cached there, keyed by predictor version and
+task hash, and ``eosbench score`` re-scores them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import pandas as pd
 import eosbench
 from eosbench.catalog import Catalog
 from eosbench.errors import DataUnavailableError
-from eosbench.measure import ensure_trajectory
+from eosbench.executors import DaskExecutor, LocalExecutor
+from eosbench.measure import measure
 from eosbench.predictor import PHASES, SERIES, Budget, Prediction
 from eosbench.registry import PredictorRef
 from eosbench.results import RESULT_SCHEMA_VERSION
@@ -41,17 +44,26 @@ REFERENCE = "gradient-flow"
 Progress = Callable[[str], None]
 
 
-# ------------------------------------------------------------------------------ worker side
-def predict_unit(ref: PredictorRef, spec: TaskSpec, track: str, backend: str, store_root: str,
-                 data_dir: str | None, budget_seconds: float, threads: int = 0) -> dict[int, dict]:
-    """Run one predictor on one task's problems (inside a worker process); returns per-origin payloads."""
-    from eosbench.oracle import build_oracle
-
+# ------------------------------------------------------------------------------ units (run by an executor)
+def _limit_threads(threads: int) -> None:
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    trajectory = Store(store_root).load_trajectory(spec, "torch")
+
+
+def measure_unit(spec: TaskSpec, data_dir: str | None, threads: int = 0) -> Trajectory:
+    """Measure one task's ground truth, always with torch (a unit: runs wherever the executor puts it)."""
+    _limit_threads(threads)
+    return measure(spec, backend="torch", data_dir=data_dir)
+
+
+def predict_unit(ref: PredictorRef, spec: TaskSpec, track: str, trajectory: Trajectory, backend: str,
+                 data_dir: str | None, budget_seconds: float, threads: int = 0) -> dict[int, dict]:
+    """Run one predictor on one task's problems (inside its own process); returns per-origin payloads."""
+    from eosbench.oracle import build_oracle
+
+    _limit_threads(threads)
     oracle = build_oracle(spec, backend=backend, data_dir=data_dir)
     predictor = ref.load()()
     out: dict[int, dict] = {}
@@ -67,18 +79,31 @@ def predict_unit(ref: PredictorRef, spec: TaskSpec, track: str, backend: str, st
     return out
 
 
+def predict_isolated(ref: PredictorRef, spec: TaskSpec, track: str, trajectory: Trajectory, backend: str,
+                     data_dir: str | None, budget_seconds: float, threads: int, timeout: float) -> tuple[str, Any]:
+    """:func:`predict_unit` in a fresh process of its own (a unit: runs wherever the executor puts it)."""
+    return run_isolated(predict_unit, (ref, spec, track, trajectory, backend, data_dir, budget_seconds, threads),
+                        timeout)
+
+
 def _child(conn, fn, args) -> None:
     try:
-        conn.send(("ok", fn(*args)))
-    except BaseException as exc:  # noqa: BLE001 - everything a plugin raises is reported, not re-raised
-        tb = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
-        conn.send(("error", f"{type(exc).__name__}: {exc}\n{''.join(tb)}"))
+        try:
+            conn.send(("ok", fn(*args)))
+        except BaseException as exc:  # noqa: BLE001 - everything a plugin raises is reported, not re-raised
+            tb = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
+            conn.send(("error", f"{type(exc).__name__}: {exc}\n{''.join(tb)}"))
+    except OSError:
+        pass  # the parent is gone (its worker was killed, or the budget ran out): nobody is listening
     finally:
         conn.close()
 
 
 def run_isolated(fn: Callable, args: tuple, timeout: float) -> tuple[str, Any]:
     """Call ``fn(*args)`` in a fresh process; ("ok", value), ("error", text) or ("timeout"/"crash", text)."""
+    if mp.current_process().daemon:
+        return "error", ("this worker process is daemonic and may not start the predictor's own process; "
+                         "start Dask workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["eosbench.runner"])
     parent, child = ctx.Pipe(duplex=False)
@@ -195,36 +220,65 @@ class RunContext:
     force: bool = False
     cached_only: bool = False  # re-score stored predictions without running anything
     budget_seconds: float | None = None  # overrides the manifest's budget per task
-    jobs: int = 1  # units predicted at once (each in its own process, one thread each when > 1)
+    executor: LocalExecutor | DaskExecutor = field(default_factory=LocalExecutor)
     on_event: Progress | None = None
     outcomes: dict[tuple, UnitOutcome] = field(default_factory=dict)  # per (predictor, task, track), this run
     trajectories: dict[str, Trajectory] = field(default_factory=dict)  # ground truth read in this run, by task id
+    unavailable: dict[str, str] = field(default_factory=dict)  # task id -> why its data is missing
 
     def say(self, message: str) -> None:
         if self.on_event is not None:
             self.on_event(message)
 
 
+def measure_missing(specs: list[TaskSpec], ctx: RunContext) -> None:
+    """Read the ground truth of ``specs`` from the store; measure what it lacks (on the executor when it
+    is remote, else here one task at a time) and store it."""
+    todo = []
+    for spec in {s.id: s for s in specs}.values():
+        if spec.id in ctx.trajectories or spec.id in ctx.unavailable:
+            continue
+        stored = ctx.store.load_trajectory(spec, "torch")
+        if stored is not None:
+            ctx.trajectories[spec.id] = stored
+        else:
+            todo.append(spec)
+    if not todo:
+        return
+    executor = ctx.executor if ctx.executor.remote else LocalExecutor(1)
+    results = executor.map(measure_unit, [(s, ctx.data_dir, executor.threads_per_unit) for s in todo],
+                           on_done=lambda done, total: ctx.say(f"measured {done}/{total} tasks"))
+    for spec, result in zip(todo, results):
+        if isinstance(result, DataUnavailableError):
+            ctx.unavailable[spec.id] = str(result)
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            ctx.store.save_trajectory(spec, result, "torch")
+            ctx.trajectories[spec.id] = result
+
+
 def ground_truth(spec: TaskSpec, ctx: RunContext) -> Trajectory:
-    """The measured trajectory (measured now if the store lacks it). Always measured with torch."""
-    if spec.id not in ctx.trajectories:
-        trajectory, cached = ensure_trajectory(spec, ctx.store, backend="torch", data_dir=ctx.data_dir)
-        if not cached:
-            ctx.say(f"measured {spec.id} in {trajectory.meta['wall_time_s']:.1f}s")
-        ctx.trajectories[spec.id] = trajectory
+    """The measured trajectory (measured now if the store lacks it); DataUnavailableError if it can't be."""
+    measure_missing([spec], ctx)
+    if spec.id in ctx.unavailable:
+        raise DataUnavailableError(ctx.unavailable[spec.id])
     return ctx.trajectories[spec.id]
 
 
-def predict_task(ref: PredictorRef, cls: type, spec: TaskSpec, track: str, ctx: RunContext) -> UnitOutcome:
-    """Predict one task on one track, from the cache when possible, else in an isolated process."""
-    try:
-        trajectory = ground_truth(spec, ctx)
-    except DataUnavailableError as exc:
-        return UnitOutcome(spec.id, "skipped", str(exc))
+Unit = tuple[PredictorRef, type, TaskSpec, str]  # (predictor, its class, task, track)
+
+
+def _prepare(unit: Unit, ctx: RunContext) -> UnitOutcome | tuple:
+    """The unit's outcome when nothing needs running (skipped, not applicable, cached), else the arguments
+    of its :func:`predict_isolated` call."""
+    ref, cls, spec, track = unit
+    if spec.id in ctx.unavailable:
+        return UnitOutcome(spec.id, "skipped", ctx.unavailable[spec.id])
+    trajectory = ctx.trajectories[spec.id]
     if not cls().applies_to(spec):
         return UnitOutcome(spec.id, "not-applicable")
-    path = _prediction_dir(ctx.store, ref, spec, track, ctx.backend)
-    cached = None if ctx.force else load_predictions(path)
+    cached = None if ctx.force else load_predictions(_prediction_dir(ctx.store, ref, spec, track, ctx.backend))
     if cached is not None:
         return UnitOutcome(spec.id, "ok", payloads=cached, cached=True)
     if ctx.cached_only:
@@ -233,16 +287,24 @@ def predict_task(ref: PredictorRef, cls: type, spec: TaskSpec, track: str, ctx: 
     if not n_origins:
         return UnitOutcome(spec.id, "not-applicable", "the run diverged before the first forecast origin")
     budget = ctx.budget_seconds or float(ref.manifest.get("budget_seconds", 600.0))
-    threads = 1 if ctx.jobs > 1 else 0
-    status, value = run_isolated(predict_unit, (ref, spec, track, ctx.backend, str(ctx.store.root),
-                                                ctx.data_dir, budget, threads), timeout=budget * n_origins + 5)
+    return (ref, spec, track, trajectory, ctx.backend, ctx.data_dir, budget, ctx.executor.threads_per_unit,
+            budget * n_origins + 5)
+
+
+def _finish(unit: Unit, result: Any, ctx: RunContext) -> UnitOutcome:
+    """Validate a unit's answer and cache it in the store."""
+    ref, _, spec, track = unit
+    if isinstance(result, BaseException):  # the executor lost the unit (e.g. its worker died repeatedly)
+        return UnitOutcome(spec.id, "failed", f"crash: {type(result).__name__}: {result}")
+    status, value = result
     if status != "ok":
         return UnitOutcome(spec.id, "failed", f"{status}: {value}".strip())
+    trajectory = ctx.trajectories[spec.id]
     for t0, payload in value.items():
         reason = validate_prediction(payload, requested_steps(track, spec, trajectory, t0), track)
         if reason is not None:
             return UnitOutcome(spec.id, "failed", f"invalid prediction from t0={t0}: {reason}")
-    save_predictions(path, value)
+    save_predictions(_prediction_dir(ctx.store, ref, spec, track, ctx.backend), value)
     return UnitOutcome(spec.id, "ok", payloads=value)
 
 
@@ -260,37 +322,24 @@ def _task_record(spec: TaskSpec, trajectory: Trajectory | None, outcome: UnitOut
     return record
 
 
-def _unit_key(unit: tuple[PredictorRef, type, TaskSpec, str]) -> tuple:
+def _unit_key(unit: Unit) -> tuple:
     ref, _, spec, track = unit
     return ref.name, ref.version, spec.id, track
 
 
-def _expected_cost(unit: tuple[PredictorRef, type, TaskSpec, str], ctx: RunContext) -> float:
-    """The measurement's wall time: a proxy for how long predicting the task takes."""
-    try:
-        return float(ground_truth(unit[2], ctx).meta.get("wall_time_s", 0.0))
-    except DataUnavailableError:
-        return 0.0
-
-
-def _predict_all(units: list[tuple[PredictorRef, type, TaskSpec, str]], ctx: RunContext) -> list[UnitOutcome]:
-    """Predict many units, ``ctx.jobs`` at a time, each once per run (ground truth is measured first, one
-    task at a time). The slowest units start first so no worker idles at the end."""
-    for spec in {u[2].id: u[2] for u in units}.values():
-        try:
-            ground_truth(spec, ctx)
-        except DataUnavailableError:
-            pass  # predict_task reports the skip
+def _predict_all(units: list[Unit], ctx: RunContext) -> list[UnitOutcome]:
+    """Predict many units on the executor, each once per run (missing ground truth is measured first).
+    The slowest units (by their measurement's wall time) start first so no worker idles at the end."""
+    measure_missing([u[2] for u in units], ctx)
     todo = [u for u in {_unit_key(u): u for u in units}.values() if _unit_key(u) not in ctx.outcomes]
-    todo.sort(key=lambda unit: _expected_cost(unit, ctx), reverse=True)
-    if ctx.jobs <= 1:
-        done = [predict_task(*unit, ctx) for unit in todo]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=ctx.jobs) as pool:
-            done = list(pool.map(lambda unit: predict_task(*unit, ctx), todo))
-    ctx.outcomes.update(zip(map(_unit_key, todo), done))
+    prepared = {_unit_key(u): _prepare(u, ctx) for u in todo}
+    to_run = [u for u in todo if not isinstance(prepared[_unit_key(u)], UnitOutcome)]
+    to_run.sort(key=lambda u: float(ctx.trajectories[u[2].id].meta.get("wall_time_s", 0.0)), reverse=True)
+    results = ctx.executor.map(predict_isolated, [prepared[_unit_key(u)] for u in to_run],
+                               on_done=lambda done, total: ctx.say(f"predicted {done}/{total} units"))
+    for unit, result in zip(to_run, results):
+        prepared[_unit_key(unit)] = _finish(unit, result, ctx)
+    ctx.outcomes.update(prepared)
     return [ctx.outcomes[_unit_key(u)] for u in units]
 
 
@@ -385,7 +434,8 @@ def run(ref: PredictorRef, specs: list[TaskSpec], ctx: RunContext, *, tracks: li
         "schema_version": RESULT_SCHEMA_VERSION, "kind": "eosbench-result",
         "predictor": {"name": ref.name, "version": ref.version, "source": ref.source,
                       **{k: ref.manifest.get(k) for k in ("authors", "paper", "description") if k in ref.manifest}},
-        "suite": suite, "backend": ctx.backend, "eosbench_version": eosbench.__version__,
+        "suite": suite, "backend": ctx.backend, "device": ",".join(sorted({s.device for s in specs})),
+        "eosbench_version": eosbench.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": {"machine": platform.machine(), "system": platform.system(), "python": platform.python_version()},
         "tracks": {}}

@@ -273,7 +273,19 @@ class RMSProp(_OptimizerBase):
     eps: float = Field(1e-8, ge=0)
 
 
-OptimizerSpec = Annotated[GD | SGD | Momentum | Adam | RMSProp, Field(discriminator="name")]
+class DAL(_OptimizerBase):
+    """Drift-adjusted learning rate (Rosca, Wu, Qin, Dherin, TMLR 2023, §5): full-batch GD whose step at t
+    is η_t = min(2/v_t^p, max_lr), v_t = ‖H∇L‖/‖∇L‖ (one HVP per step), while start ≤ t < stop; the static
+    ``lr`` outside that window and for p = 0 (plain GD)."""
+
+    name: Literal["dal"] = "dal"
+    p: float = Field(1.0, ge=0, description="the exponent p of the drift norm")
+    max_lr: float = Field(5.0, gt=0, description="largest step size DAL may take")
+    start: int = Field(0, ge=0, description="first adapted step")
+    stop: int | None = Field(None, gt=0, description="first step after the adapted window (None: never)")
+
+
+OptimizerSpec = Annotated[GD | SGD | Momentum | Adam | RMSProp | DAL, Field(discriminator="name")]
 
 
 # -------------------------------------------------------------------------------------- measurement

@@ -69,3 +69,30 @@ def test_uv_catapult_and_divergence(catalog):
     for c in (4.5, 6.0):
         assert measure(catalog.get(f"uv@c={c:g}")).outcome == "diverged"
     assert phase_label(measure(catalog.get("uv@c=1"))) == "monotone"
+
+
+def dal_quadratic(p=1.0, max_lr=5.0, **window):
+    return task({"arch": "quadratic", "spectrum": SPECTRUM, "theta0": [1.0, -0.5, 0.3, 0.2]}, loss="value",
+                steps=12, optimizer={"name": "dal", "lr": 0.1, "p": p, "max_lr": max_lr, **window},
+                measure={"checkpoints": list(range(13))})
+
+
+def test_dal_step_is_two_over_the_drift_norm():
+    """η_t = min(2/v^p, max_lr) with v = ‖Hg‖/‖g‖, recomputed independently from the checkpoints."""
+    lam = np.array(SPECTRUM)
+    for p, max_lr in [(1.0, 5.0), (2.0, 5.0), (1.0, 0.3)]:
+        traj = measure(dal_quadratic(p, max_lr))
+        for t in range(12):
+            g = lam * traj.checkpoint(t)
+            expected = min(2 / (np.linalg.norm(lam * g) / np.linalg.norm(g)) ** p, max_lr)
+            assert traj.frame.loc[t, "step_size"] == pytest.approx(expected, rel=1e-12)
+            np.testing.assert_allclose(traj.checkpoint(t + 1), traj.checkpoint(t) - expected * g, rtol=1e-12, atol=1e-15)
+            assert traj.frame.loc[t, "eos_ratio"] == pytest.approx(4.0 * expected / 2, rel=1e-7)  # S to ~tol²
+
+
+def test_dal_is_gd_outside_its_window_and_for_p_zero():
+    plain = measure(quadratic(0.1, steps=12)).frame["loss"].to_numpy()
+    np.testing.assert_allclose(measure(dal_quadratic(p=0.0)).frame["loss"].to_numpy(), plain, rtol=1e-13)
+    windowed = measure(dal_quadratic(start=4, stop=8)).frame
+    assert (windowed.loc[:3, "step_size"] == 0.1).all() and (windowed.loc[8:, "step_size"] == 0.1).all()
+    assert (windowed.loc[4:7, "step_size"] != 0.1).all()

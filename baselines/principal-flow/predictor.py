@@ -1,0 +1,114 @@
+"""Principal flow (Rosca, Wu, Qin, Dherin, TMLR 2023)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from eosbench.predictor import Prediction, Predictor, Problem
+from eosbench.spec import TaskSpec
+
+
+def growth_factor(lam: np.ndarray, lr: float, dtau: float) -> np.ndarray:
+    """((1 − ηλ)^Δτ − 1)/λ with the principal complex power (−ηΔτ in the limit λ → 0): how far a
+    direction of curvature λ moves, per unit of its gradient, in Δτ steps of the principal flow."""
+    z = (1.0 - lr * lam).astype(complex)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.expm1(dtau * np.log(z)) / lam
+    small = np.abs(lr * lam) < 1e-8
+    factor[small] = -lr * dtau * (1.0 - lr * lam[small] * (dtau - 1) / 2)
+    at_minimum = z == 0  # ηλ = 1: the direction reaches its minimum at once (0^Δτ = 0 for Δτ > 0)
+    factor[at_minimum] = -1.0 / lam[at_minimum]
+    return factor
+
+
+class PrincipalFlow(Predictor):
+    """The principal flow (PF) of gradient descent, Rosca et al. (2023), eq. for the "principal flow"
+    (their §3), in eosbench's time unit of one step:
+
+        dθ/dτ = Σᵢ [log(1 − ηλᵢ)/λᵢ] (∇L·uᵢ) uᵢ,   (λᵢ, uᵢ) the eigenpairs of H(θ),
+
+    with the complex logarithm, so a direction with 1 < ηλ < 2 converges while oscillating and one with
+    ηλ > 2 diverges. Checked here, as the issue asked of the [M] lines of THEORY.md §3: on L = ½λθ² the
+    flow gives θ(τ) = θ0 (1 − ηλ)^τ, i.e. gradient descent at integer τ (tests/test_principal_flow.py,
+    to 1e-8, with ηλ ∈ {0.5, 1.5, 2.5}); the log's branch is the principal one, so for ηλ > 1 it is
+    log|1 − ηλ| + iπ, as in the authors' notebooks, which run the flow on complex parameters.
+
+    Integration: an exponential integrator. Over a substep of Δτ the flow is solved exactly on the local
+    quadratic model (H frozen, ∇L affine), giving δ = Σᵢ uᵢ (∇L·uᵢ)((1 − ηλᵢ)^Δτ − 1)/λᵢ; it is exact on
+    quadratics for any Δτ, and converges to the flow as Δτ → 0 elsewhere (``substeps`` per step).
+    The state is complex, θ = a + ib; the loss and Hessian are those of the real network at a, and the
+    gradient is continued to first order in b, ∇L(a) + iH(a)b (exact on quadratics; the models are not
+    evaluated at complex parameters). The real part is reported: loss, gradient norm and sharpness at a.
+
+    Two modes (``mode="auto"`` picks by size): ``exact`` builds the dense Hessian (P HVPs) and its full
+    eigendecomposition at every substep, for models of up to ``exact_max_params`` parameters; ``top-k``
+    (ours, not the paper's) uses the PF coefficients on the top-k eigendirections from warm-started
+    LOBPCG and the first-order modified flow −η(g⊥ + (η/2)Hg⊥) (implicit gradient regularization) on the
+    complement. With k covering the spectrum the two coincide (tested). The h²/12 third-order term of
+    the paper is not included. Validity: near-quadratic regions; without the cubic terms the flow
+    predicts the instability at ηS > 2, not the self-stabilization that follows.
+    """
+
+    name = "principal-flow"
+    version = "1.0.0"
+    exact_max_params = 64
+
+    def __init__(self, mode: str = "auto", k: int = 4, substeps: int = 2, eig_tol: float = 1e-3):
+        if mode not in ("auto", "exact", "top-k"):
+            raise ValueError(f"mode must be auto, exact or top-k, not {mode!r}")
+        self.mode, self.k, self.substeps, self.eig_tol = mode, k, substeps, eig_tol
+
+    def applies_to(self, task: TaskSpec) -> bool:
+        return task.optimizer.name == "gd"
+
+    def predict(self, problem: Problem) -> Prediction:
+        oracle, lr = problem.oracle, problem.lr
+        exact = self.mode == "exact" or (self.mode == "auto" and oracle.num_params <= self.exact_max_params)
+        wanted = {int(s) for s in problem.steps}
+        sharpness_every = problem.task.measure.sharpness_every
+        diverge_loss = problem.task.measure.diverge_loss
+        real, imag = problem.theta0, 0 * problem.theta0
+        warm, rows, stopped = None, [], None
+        dtau = 1.0 / self.substeps
+        for step in range(problem.t0, max(wanted) + 1):
+            for sub in range(self.substeps):
+                loss, g = oracle.loss_and_grad(real)
+                if not math.isfinite(loss) or loss > diverge_loss:
+                    stopped = f"the flow diverged (loss {loss:.3g}) at step {step + sub * dtau:.2f}"
+                    break
+                if exact:
+                    hessian = oracle.to_numpy(oracle.hvp(real, oracle.asarray(np.eye(oracle.num_params))))
+                    lam, vectors = np.linalg.eigh((hessian + hessian.T) / 2)
+                    h_imag = hessian @ oracle.to_numpy(imag)
+                    top = float(lam[-1])
+                else:
+                    eig = oracle.eigs(real, self.k, v0=warm, tol=self.eig_tol)
+                    warm, lam, vectors = eig.vectors, np.asarray(eig.values), oracle.to_numpy(eig.vectors)
+                    h_imag = oracle.to_numpy(oracle.hvp(real, imag))
+                    top = float(lam[0])
+                if sub == 0 and step in wanted:
+                    row = {"step": step, "loss": loss, "grad_norm": float(np.linalg.norm(oracle.to_numpy(g)))}
+                    if sharpness_every and step % sharpness_every == 0:
+                        row["sharpness"] = top
+                    rows.append(row)
+                if step == max(wanted):
+                    break
+                grad = oracle.to_numpy(g) + 1j * h_imag  # ∇L continued to first order in the imaginary part
+                coords = vectors.T @ grad
+                delta = vectors @ (growth_factor(lam, lr, dtau) * coords)
+                if not exact:  # first-order modified flow on the complement of the top-k directions
+                    rest = grad - vectors @ coords
+                    h_rest = oracle.to_numpy(oracle.hvp(real, oracle.asarray(np.stack([rest.real, rest.imag], 1))))
+                    delta -= lr * dtau * (rest + (lr / 2) * (h_rest[:, 0] + 1j * h_rest[:, 1]))
+                real = real + oracle.asarray(delta.real)
+                imag = imag + oracle.asarray(delta.imag)
+            if stopped or step == max(wanted):
+                break
+        prediction = Prediction.from_rows(rows, diagnostics={"mode": "exact" if exact else f"top-{self.k}",
+                                                             "substeps": self.substeps, "stopped": stopped})
+        onset = [r["step"] for r in rows if r.get("sharpness", -math.inf) >= problem.threshold]
+        if onset:
+            prediction.scalars["onset_step"] = onset[0]
+        return prediction

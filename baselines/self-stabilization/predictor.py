@@ -1,0 +1,156 @@
+"""Self-stabilization (Damian, Nichani, Lee, ICLR 2023)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from eosbench.predictor import Prediction, Predictor, Problem
+from eosbench.spec import TaskSpec
+
+REGIME_EIG2 = 1.9  # the one-unstable-direction assumption is off once η·λ₂(θ†) > 1.9 (authors' code)
+
+
+def reduced_map(x: float, y: float, alpha: float, beta: float, lr: float) -> tuple[float, float]:
+    """One step of the two-variable dynamics (Damian et al., §4, eq. of the "four stages"):
+    x ← −(1 + ηy)x,  y ← y + η(α − ½βx²), with x = u·(θ − θ†) and y = S(θ) − 2/η."""
+    return -(1.0 + lr * y) * x, y + lr * (alpha - 0.5 * beta * x * x)
+
+
+@dataclass
+class Point:
+    """Quantities of the loss at one point: loss, gradient, top eigenpairs and ∇S."""
+
+    theta: Any
+    loss: float
+    grad: Any
+    values: np.ndarray  # top-2 Hessian eigenvalues
+    vectors: Any
+    grad_s: Any  # ∇S = ∇³L[u, u]
+
+    @property
+    def sharpness(self) -> float:
+        return float(self.values[0])
+
+    @property
+    def u(self):
+        return self.vectors[:, 0]
+
+
+class SelfStabilization(Predictor):
+    """Self-stabilization, Damian, Nichani & Lee (2023). Implemented from the paper's definitions, with
+    the [M] lines of THEORY.md §4 settled as follows (checked against the paper's §3–4 and the
+    authors' description of their code):
+
+    * Constrained trajectory θ†_{t+1} = proj_M(θ†_t − η∇L(θ†_t)), M = {S ≤ 2/η, ∇L·u = 0}. The
+      projection is Newton's method on both conditions: θ ← θ − max(0, S − 2/η)∇S⊥/‖∇S⊥‖² − u(u·∇L)/S
+      with ∇S = ∇³L[u, u] (the third-derivative contraction) and ∇S⊥ = ∇S − u(u·∇S), repeated until
+      S ≤ 2/η(1 + 1e-4) and |u·∇L| ≤ 1e-3·‖∇L‖, at most ``max_corrections`` times.
+    * Reduced dynamics x_{t+1} = −(1 + ηy_t)x_t, y_{t+1} = y_t + η(α_t − ½β_t x_t²), with
+      α = −∇L·∇S⊥ and β = ‖∇S⊥‖² at θ†_t. Before the constraint S ≤ 2/η is first active, y_t is the
+      measured S(θ†_t) − 2/η (so x decays by GD's factor 1 − ηS); x starts at θ_{t0}'s offset from
+      the valley floor, u·∇L/S, which is the first projection's shift.
+    * Predictions: sharpness 2/η + y_t and loss L(θ†_t) + ½S x_t² per step (diagnostics
+      ``sharpness_map``, ``loss_map``), and their time averages, which are what the frame holds and
+      what is scored against the smoothed measurement: ⟨S⟩ = S(θ†_t) (2/η once active, ⟨y⟩ = 0) and
+      ⟨L⟩ = L(θ†_t) + ½S⟨x²⟩ with ⟨x²⟩ = 2α/β (0 when α ≤ 0: the run is leaving the edge).
+      ⟨x²⟩ = 2α/β is checked on the map itself in tests (THEORY.md §4's synthetic setting).
+    * Regime: one unstable eigenvalue, α > 0, η small. When λ₂(θ†) > 1.9/η, or the projection cannot
+      hold S(θ†) within 1 % of 2/η (∇S = 0, as on a quadratic), the prediction stops there and
+      ``diagnostics["left_regime"]`` says at which step and why.
+
+    Cost per step: one gradient step, then per Newton evaluation one warm-started top-2 LOBPCG, one
+    gradient and one ∇³L[u, u] (typically two evaluations: one correction and the check).
+    """
+
+    name = "self-stabilization"
+    version = "1.0.0"
+    max_corrections = 3
+    eig_tol = 1e-3
+
+    def applies_to(self, task: TaskSpec) -> bool:
+        return task.optimizer.name == "gd"
+
+    def predict(self, problem: Problem) -> Prediction:
+        oracle, lr = problem.oracle, problem.lr
+        edge = 2.0 / lr
+        wanted = {int(s) for s in problem.steps}
+        last = max(wanted)
+        self._warm = None
+        rows: list[dict] = []
+        series: dict[str, list] = {k: [] for k in ("step", "x", "y", "alpha", "beta", "sharpness_map", "loss_map",
+                                                    "evaluations", "hvps", "d3s")}
+        left_regime = None
+        active = False
+        before = oracle.counters.snapshot()
+        point = self._evaluate(oracle, problem.theta0)
+        x = float(oracle.to_numpy(point.u) @ oracle.to_numpy(point.grad)) / point.sharpness
+        point, evaluations = self._project(oracle, point, edge)
+        y = point.sharpness - edge
+        for step in range(problem.t0, last + 1):
+            active = active or point.sharpness >= edge * (1 - 1e-4)
+            if lr * float(point.values[1]) > REGIME_EIG2:
+                left_regime = f"step {step}: η·λ₂(θ†) = {lr * point.values[1]:.3f} > {REGIME_EIG2}"
+                break
+            g, grad_s, u = (oracle.to_numpy(v) for v in (point.grad, point.grad_s, point.u))
+            grad_s_perp = grad_s - u * (u @ grad_s)
+            alpha, beta = -float(g @ grad_s_perp), float(grad_s_perp @ grad_s_perp)
+            if not active:
+                y = point.sharpness - edge
+            mean_x2 = max(2 * alpha / beta, 0.0) if active and beta > 0 else x * x
+            if step in wanted:
+                row = {"step": step, "loss": point.loss + 0.5 * point.sharpness * mean_x2}
+                if problem.task.measure.sharpness_every and step % problem.task.measure.sharpness_every == 0:
+                    row["sharpness"] = point.sharpness
+                rows.append(row)
+            spent = oracle.counters.since(before)
+            before = oracle.counters.snapshot()
+            for key, value in (("step", step), ("x", x), ("y", y), ("alpha", alpha), ("beta", beta),
+                               ("sharpness_map", edge + y), ("loss_map", point.loss + 0.5 * point.sharpness * x * x),
+                               ("evaluations", evaluations), ("hvps", spent["hvps"]), ("d3s", spent["d3s"])):
+                series[key].append(value)
+            if step == last:
+                break
+            x, y = reduced_map(x, y, alpha, beta, lr)
+            point = self._evaluate(oracle, point.theta - lr * point.grad)
+            point, evaluations = self._project(oracle, point, edge)
+            if not math.isfinite(point.loss) or point.sharpness > edge * (1 + 1e-2):
+                left_regime = (f"step {step + 1}: the projection cannot hold S at 2/η (S(θ†) = "
+                               f"{point.sharpness:.4g}, 2/η = {edge:.4g}, loss {point.loss:.3g})")
+                break
+        diagnostics = {"left_regime": left_regime, "series": series,
+                       "mean_x2": [max(2 * a / b, 0.0) if b > 0 else None
+                                   for a, b in zip(series["alpha"], series["beta"])]}
+        prediction = Prediction.from_rows(rows, diagnostics=diagnostics)
+        onset = [r["step"] for r in rows if r.get("sharpness", -math.inf) >= problem.threshold * (1 - 1e-4)]
+        if onset:
+            prediction.scalars["onset_step"] = onset[0]
+        return prediction
+
+    def _evaluate(self, oracle, theta) -> Point:
+        loss, grad = oracle.loss_and_grad(theta)
+        top = oracle.eigs(theta, 2, v0=self._warm, tol=self.eig_tol)
+        self._warm = top.vectors
+        return Point(theta, loss, grad, np.asarray(top.values), top.vectors,
+                     oracle.d3(theta, top.vectors[:, 0], top.vectors[:, 0]))
+
+    def _project(self, oracle, point: Point, edge: float) -> tuple[Point, int]:
+        """Newton corrections onto M = {S ≤ 2/η, ∇L·u = 0}; returns the projected point (evaluated) and
+        how many evaluations it took, the last being the acceptance check."""
+        for evaluations in range(1, self.max_corrections + 2):
+            u, g = point.u, point.grad
+            along = float((u * g).sum())
+            excess = point.sharpness - edge
+            g_norm = float((g * g).sum()) ** 0.5
+            grad_s_perp = point.grad_s - u * float((u * point.grad_s).sum())
+            beta = float((grad_s_perp * grad_s_perp).sum())
+            if (excess <= 1e-4 * edge and abs(along) <= 1e-3 * g_norm) or evaluations > self.max_corrections:
+                return point, evaluations
+            step = u * (along / point.sharpness)
+            if excess > 0 and beta > 0:  # β = 0: S cannot be moved (e.g. a quadratic); the caller stops
+                step = step + grad_s_perp * (excess / beta)
+            point = self._evaluate(oracle, point.theta - step)
+        return point, evaluations

@@ -1,0 +1,133 @@
+"""Scale-out: the Dask executor gives the same records as a local run, survives a dying worker, and a
+missing device or dependency is a clear error."""
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from eosbench.catalog import Catalog
+from eosbench.cli import main
+from eosbench.errors import BackendUnavailableError, UnknownNameError
+from eosbench.executors import DaskExecutor, make_executor
+from eosbench.registry import Registry
+from eosbench.runner import RunContext, run
+from eosbench.store import Store
+
+pytest.importorskip("distributed")
+PLUGINS = Path(__file__).parent / "plugins"
+FAST_TINY = ["quadratic-stable", "quadratic-diverging", "uv@c=2.5", "uv@c=4.5", "xy-above", "chain-depth2"]
+
+
+def scores(record: dict) -> bytes:
+    """The record without what legitimately differs between two runs: timestamps and wall-clock costs."""
+    view = {k: v for k, v in record.items() if k not in ("created",)}
+    view["tracks"] = json.loads(json.dumps(record["tracks"]))
+    for track in view["tracks"].values():
+        track["aggregate"].pop("wall_seconds", None)
+        for task in track.get("tasks", {}).values():
+            task.get("cost", {}).pop("wall_seconds", None)
+    return json.dumps(view, sort_keys=True).encode()
+
+
+def run_cli(home: Path, *args: str) -> list[dict]:
+    result = CliRunner().invoke(main, ["--home", str(home), "run", "gradient-flow", "eos-clamp", "--json", *args],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def check_same_scores(tmp_path: Path, task_args: list[str]) -> None:
+    local = run_cli(tmp_path / "local", *task_args, "--jobs", "1")
+    dask = run_cli(tmp_path / "dask", *task_args, "--executor", "dask", "--workers", "2")
+    assert [r["predictor"]["name"] for r in dask] == ["gradient-flow", "eos-clamp"]
+    for a, b in zip(local, dask):
+        assert scores(a) == scores(b)
+        assert all(t["status"] in ("ok", "not-applicable") for t in b["tracks"]["trajectory"]["tasks"].values())
+
+
+def test_dask_run_gives_the_local_scores(tmp_path):
+    check_same_scores(tmp_path, [arg for t in FAST_TINY for arg in ("--tasks", t)])
+
+
+@pytest.mark.slow
+def test_dask_run_gives_the_local_scores_on_the_tiny_suite(tmp_path):
+    check_same_scores(tmp_path, ["--suite", "tiny"])
+
+
+def test_killed_worker_is_replaced_and_the_run_completes(tmp_path):
+    catalog = Catalog()
+    specs = [catalog.get(t) for t in FAST_TINY[:4]]
+    ref = Registry(plugins=[str(PLUGINS / "slow.py")]).get("slow-constant")
+    executor = DaskExecutor(workers=2)
+    try:
+        ctx = RunContext(store=Store(tmp_path), catalog=catalog, executor=executor)
+        worker_pids = executor.client.run(os.getpid)
+        record: dict = {}
+        runner = threading.Thread(target=lambda: record.update(run(ref, specs, ctx, tracks=["trajectory"])))
+        runner.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait until a worker is busy predicting, then kill it
+            busy = [w for w, keys in executor.client.processing().items() if any("predict" in str(k) for k in keys)]
+            if busy:
+                os.kill(worker_pids[busy[0]], signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("no prediction unit started within 60 s")
+        runner.join(timeout=180)
+        assert not runner.is_alive()
+    finally:
+        executor.close()
+    tasks = record["tracks"]["trajectory"]["tasks"]
+    assert set(tasks) == {s.id for s in specs}
+    assert all(t["status"] == "ok" for t in tasks.values()), {k: t["error"] for k, t in tasks.items()}
+
+
+def test_crashing_plugin_on_dask_fails_only_its_tasks(tmp_path):
+    result = CliRunner().invoke(main, ["--home", str(tmp_path), "run", "broken-crash", "--plugin",
+                                       str(PLUGINS / "broken.py"), "--tasks", "quadratic-stable", "--json",
+                                       "--track", "trajectory", "--executor", "dask", "--workers", "1"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    task = json.loads(result.output)["tracks"]["trajectory"]["tasks"]["quadratic-stable"]
+    assert task["status"] == "failed" and "died" in task["error"]
+
+
+@pytest.mark.parametrize("command", [["measure", "quadratic-stable"], ["run", "gradient-flow", "--tasks", "uv@c=2.5"]])
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, command):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = CliRunner().invoke(main, ["--home", str(tmp_path), *command, "--device", "cuda"])
+    assert result.exit_code == 2
+    assert "no CUDA device" in result.output and "--device cpu" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_executor_choices_are_checked():
+    with pytest.raises(UnknownNameError, match="local, dask|dask, local"):
+        make_executor("spark")
+    with pytest.raises(BackendUnavailableError, match="--executor dask"):
+        make_executor("local", address="tcp://127.0.0.1:8786")
+
+
+def test_missing_distributed_says_how_to_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_distributed(name, *args, **kwargs):
+        if name == "distributed" or name.startswith("distributed."):
+            raise ImportError("No module named 'distributed'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_distributed)
+    with pytest.raises(BackendUnavailableError, match=r"pip install 'eosbench\[dask\]'"):
+        DaskExecutor()
