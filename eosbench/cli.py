@@ -381,5 +381,45 @@ def score_cmd(ctx, predictor, suite, task_ids, tracks, backend, plugins, data_di
                   results_dir, cached_only=True)
 
 
+# ------------------------------------------------------------------------------ migrate
+def _result_files(paths: tuple[Path, ...]) -> list[Path]:
+    files = [f for p in paths for f in (sorted(p.glob("**/*.json")) if p.is_dir() else [p])]
+    if not files:
+        raise EosbenchError(f"No result files (*.json) in {', '.join(map(str, paths))}.")
+    return files
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file would change.")
+def migrate(paths: tuple[Path, ...], check: bool) -> None:
+    """Bring result files (or folders of them; default leaderboard/results) to this eosbench's schema.
+
+    Files of a version no migration starts from (e.g. newer than this eosbench) are refused, never
+    mixed in: exit code 2.
+    """
+    from eosbench.migrate import migrate_file
+    from eosbench.results import RESULT_SCHEMA_VERSION
+
+    refused, pending = [], []
+    for path in _result_files(paths or (Path("leaderboard/results"),)):
+        try:
+            done = migrate_file(path, write=not check)
+        except EosbenchError as exc:
+            refused.append(path)
+            console.print(f"[red]refused[/] {exc}", highlight=False, soft_wrap=True)
+            continue
+        if done.changed:
+            pending.append(path)
+            verb = "would migrate" if check else "migrated"
+            out.print(f"{verb} {path}: version {done.from_version} → {RESULT_SCHEMA_VERSION}", highlight=False)
+        else:
+            out.print(f"up to date {path} (version {RESULT_SCHEMA_VERSION})", highlight=False)
+    if refused:
+        sys.exit(2)
+    if check and pending:
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
