@@ -381,6 +381,41 @@ def score_cmd(ctx, predictor, suite, task_ids, tracks, backend, plugins, data_di
                   results_dir, cached_only=True)
 
 
+# -------------------------------------------------------------------------------- leaderboard
+@main.group()
+def leaderboard() -> None:
+    """Build and serve the static leaderboard site from the published result files."""
+
+
+@leaderboard.command("build")
+@click.option("--results", type=click.Path(path_type=Path), default=Path("leaderboard/results"), show_default=True,
+              help="Folder of published result files (<predictor>/<suite>@<version>.json).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboard/site"), show_default=True,
+              help="Where the site is written (deleted and rebuilt).")
+@click.pass_context
+def leaderboard_build(ctx: click.Context, results: Path, out: Path) -> None:
+    """Delete OUT and rebuild the site from the validated result files.
+
+    Task pages draw the measured curves and forecasts held in the store; tasks the store lacks say so.
+    """
+    from eosbench.site import build_site
+
+    report = build_site(results, out, store=_store(ctx))
+    console.print(f"built {report.pages} pages into {report.out} in {report.seconds:.1f}s "
+                  f"(curves for {report.tasks_with_curves} of {report.tasks} tasks from the store); "
+                  f"open {report.out / 'index.html'}", highlight=False)
+
+
+@leaderboard.command("serve")
+@click.option("--site", type=click.Path(path_type=Path), default=Path("leaderboard/site"), show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+def leaderboard_serve(site: Path, port: int) -> None:
+    """Serve a built site on http://127.0.0.1:PORT."""
+    from eosbench.site import serve
+
+    serve(site, port)
+
+
 # ------------------------------------------------------------------------------ migrate
 def _result_files(paths: tuple[Path, ...]) -> list[Path]:
     files = [f for p in paths for f in (sorted(p.glob("**/*.json")) if p.is_dir() else [p])]
