@@ -416,6 +416,51 @@ def leaderboard_serve(site: Path, port: int) -> None:
     serve(site, port)
 
 
+# ------------------------------------------------------------------------------------- submit
+@main.group()
+def submit() -> None:
+    """Scaffold and validate a theory for the leaderboard (see CONTRIBUTING.md)."""
+
+
+@submit.command("new")
+@click.argument("name")
+@click.option("--dir", "submissions", type=click.Path(path_type=Path), default=Path("submissions"), show_default=True,
+              help="Folder of submissions to create NAME in.")
+def submit_new(name: str, submissions: Path) -> None:
+    """Create submissions/NAME/: manifest, torch and JAX predictor templates, README."""
+    from eosbench.submit import scaffold
+
+    folder = scaffold(name, submissions)
+    console.print(f"wrote {folder}/: fill in the TODOs of predictor.yaml and predictor.py, then run "
+                  f"eosbench submit validate {folder}", highlight=False)
+
+
+@submit.command("validate")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--suite", default="tiny", show_default=True, help="Suite to run the submission on.")
+@click.option("--tasks", "task_ids", multiple=True, help="Only these task ids (repeatable; quicker, for iterating).")
+@click.option("--backend", type=click.Choice(["torch", "jax"]), help="Default: the manifest's first backend.")
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="EOSBENCH_DATA", help="CIFAR-10 folder.")
+@click.pass_context
+def submit_validate(ctx: click.Context, path: Path, suite: str, task_ids: tuple[str, ...], backend: str | None,
+                    data_dir: Path | None) -> None:
+    """Check the predictor folder PATH as a reviewer would and print a verdict to paste into the review.
+
+    Runs it twice on the suite (or --tasks) and exits 1 unless every check passes.
+    """
+    from eosbench.submit import validate
+
+    catalog = _catalog(ctx)
+    specs = [catalog.get(t) for t in task_ids] if task_ids else catalog.suite(suite)
+    store = _store(ctx)
+    store.clean_partial()
+    with console.status(f"validating {path} on {len(specs)} tasks (twice)", spinner="dots"):
+        verdict = validate(path, specs, catalog=catalog, store=store, suite=suite if not task_ids else "custom",
+                           backend=backend, data_dir=data_dir)
+    click.echo(verdict.markdown())
+    sys.exit(0 if verdict.passed else 1)
+
+
 # ------------------------------------------------------------------------------ migrate
 def _result_files(paths: tuple[Path, ...]) -> list[Path]:
     files = [f for p in paths for f in (sorted(p.glob("**/*.json")) if p.is_dir() else [p])]
