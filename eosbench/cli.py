@@ -398,7 +398,7 @@ def leaderboard_build(ctx: click.Context, results: Path, out: Path) -> None:
 
     Task pages draw the measured curves and forecasts held in the store; tasks the store lacks say so.
     """
-    from eosbench.site import build_site
+    from eosbench.site.build import build_site
 
     report = build_site(results, out, store=_store(ctx))
     console.print(f"built {report.pages} pages into {report.out} in {report.seconds:.1f}s "
@@ -411,7 +411,7 @@ def leaderboard_build(ctx: click.Context, results: Path, out: Path) -> None:
 @click.option("--port", type=int, default=8000, show_default=True)
 def leaderboard_serve(site: Path, port: int) -> None:
     """Serve a built site on http://127.0.0.1:PORT."""
-    from eosbench.site import serve
+    from eosbench.site.serve import serve
 
     serve(site, port)
 

@@ -15,7 +15,7 @@ from eosbench.catalog import Catalog
 from eosbench.errors import EosbenchError, SpecError
 from eosbench.registry import Registry
 from eosbench.runner import RunContext, publish, run
-from eosbench.site import build_site
+from eosbench.site.build import build_site
 from eosbench.store import Store
 
 REPO = Path(__file__).parents[1]
@@ -128,7 +128,7 @@ def test_task_page_draws_measurement_and_forecasts(site, page):
     names = page.evaluate("document.getElementById('task-plot').data.map(t => t.name)")
     assert {"measured (raw)", "2/η (stability threshold)", "persistence", "script-theory"} <= set(names)
     assert any(n.startswith("measured (smoothed") for n in names)
-    assert any(n.startswith("persistence · forecast from t0=") for n in names)
+    assert any(n.startswith("persistence · forecasts from t0 = ") for n in names)
     visible = page.evaluate("document.getElementById('task-plot').data.filter(t => t.visible === 'legendonly').length")
     assert visible > 0  # forecasts from inside the run start hidden, toggled from the legend
     assert page.locator("table.errors tbody tr").count() == 3  # persistence ×2 tracks, script-theory
@@ -242,3 +242,22 @@ def test_serve_answers_on_localhost(site):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_families_that_vary_depth_and_width_share_one_diagram(site, tmp_path):
+    from eosbench.site.data import load_published
+    from eosbench.site.figures import phase_figures
+
+    results = _results_copy(site, tmp_path)
+
+    def split(record):
+        family = record["tracks"]["phase"]["families"].pop("quad-sweep")
+        for depth in (2, 4):
+            record["tracks"]["phase"]["families"][f"quad-d{depth}"] = {**family, "family_params": {"depth": depth, "width": 8}}
+
+    _edit(results / "script-theory" / "tiny@0.1.json", split)
+    (diagram,) = phase_figures(load_published(results))
+    assert diagram["title"] == "quad-d2, quad-d4"
+    measured, predicted = diagram["figure"]["data"]
+    assert measured["y"] == ["depth=2, width=8", "depth=4, width=8"] and measured["x"] == ["0.5", "1.5", "2.5"]
+    assert predicted["name"] == "script-theory" and predicted["z"] == [[0, 0, 0], [0, 0, 0]]  # all "monotone"

@@ -1,5 +1,2 @@
-"""The static leaderboard site: ``eosbench leaderboard build`` and ``eosbench leaderboard serve``."""
-
-from eosbench.site.build import build_site, serve
-
-__all__ = ["build_site", "serve"]
+"""The static leaderboard site: :mod:`eosbench.site.build` renders it from the published results,
+:mod:`eosbench.site.serve` serves it on localhost."""

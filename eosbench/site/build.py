@@ -6,11 +6,9 @@ the site works from ``file://`` and offline; the home page loads no plotting lib
 
 from __future__ import annotations
 
-import http.server
 import shutil
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import jinja2
@@ -159,16 +157,3 @@ def build_site(results: Path, out: Path, store: Store | None = None, registry: R
            figures=[(suite, track, cost_figure(published, suite, track, palette)) for suite, track in suites_tracks])
     pages = len(list(out.glob("**/*.html")))
     return BuildReport(out, pages, with_curves, len(tasks), time.perf_counter() - started)
-
-
-def serve(site: Path, port: int = 8000) -> None:
-    """Serve a built site on http://127.0.0.1:PORT until interrupted."""
-    if not (site / "index.html").exists():
-        raise EosbenchError(f"No site in {site}; build it first with 'eosbench leaderboard build'.")
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
-        print(f"serving {site} on http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)", flush=True)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass

@@ -18,7 +18,7 @@ from eosbench.tracks import measured_frame
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
            "#eeca3b")
 PHASE_COLORS = {"monotone": "#4c78a8", "catapult": "#f58518", "eos": "#54a24b", "diverge": "#e45756"}
-MEASURED, SMOOTHED, THRESHOLD = "#9aa5b1", "#1f2933", "#c0392b"
+MEASURED, SMOOTHED, THRESHOLD = "#9aa5b1", "#1f2933", "#52606d"
 LAYOUT = {"margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "template": None, "hovermode": "closest",
           "legend": {"orientation": "h", "y": -0.18}, "font": {"family": "system-ui, sans-serif", "size": 12}}
 
@@ -76,7 +76,8 @@ def task_figure(task_id: str, published: list[Published], store: Store, palette:
             found = True
             color = palette[item.name]
             for t0, payload in sorted(payloads.items()):
-                label = f"{item.name}" if track_name == "trajectory" else f"{item.name} · forecast from t0={t0}"
+                label = (item.name if track_name == "trajectory"
+                         else f"{item.name} · forecasts from t0 = {', '.join(map(str, sorted(payloads)))}")
                 group = f"{item.name}-{track_name}"
                 extra = {} if track_name == "trajectory" else {"visible": "legendonly"}
                 dash = "solid" if track_name == "trajectory" else "dot"
@@ -92,7 +93,7 @@ def task_figure(task_id: str, published: list[Published], store: Store, palette:
             missing.append(item.name)
     layout = {**LAYOUT, "height": 620,
               "xaxis": {"title": {"text": "step"}, "anchor": "y2"},
-              "yaxis": {"title": {"text": "loss"}, "type": "log", "domain": [0.55, 1]},
+              "yaxis": {"title": {"text": "loss"}, "type": "log", "domain": [0.55, 1], "tickformat": ".2g", "nticks": 8},
               "yaxis2": {"title": {"text": "sharpness"}, "domain": [0, 0.45]},
               "legend": {"orientation": "h", "y": -0.12}}
     return {"data": data, "layout": layout}, missing
@@ -134,10 +135,12 @@ def phase_figures(published: list[Published]) -> list[dict]:
         for family, result in (phase.families.items() if phase else ()):
             key = (item.record.suite, result.sweep, tuple(sorted(result.family_params)) or (family,))
             label = ", ".join(f"{k}={v:g}" for k, v in sorted(result.family_params.items())) or family
-            group = groups.setdefault(key, {"families": {}, "rows": {}, "predicted": {}})
-            group["families"][family] = result
+            group = groups.setdefault(key, {"families": set(), "rows": {}, "predicted": {}, "critical": {}})
+            group["families"].add(family)
             group["rows"][label] = result
             group["predicted"].setdefault(item.name, {})[label] = result.predicted
+            group["critical"][(family, "measured")] = result.measured_critical
+            group["critical"][(family, item.name)] = result.predicted_critical
     figures = []
     for (suite, sweep, _), group in groups.items():
         rows = sorted(group["rows"].items())
@@ -160,8 +163,10 @@ def phase_figures(published: list[Published]) -> list[dict]:
                                       "title": {"text": f"{title}<br>{sweep}"}, "anchor": f"y{suffix}"}
             axes[f"yaxis{suffix}"] = {"type": "category", "anchor": f"x{suffix}", "showticklabels": i == 1}
         figures.append({"suite": suite, "title": ", ".join(sorted(group["families"])), "sweep": sweep,
-                        "families": sorted(group["families"].items()),
-                        "figure": {"data": data, "layout": {**LAYOUT, "height": 140 + 40 * len(rows), **axes,
+                        "critical": [(family, source, ", ".join(f"{k} = {v:.3g}" for k, v in values.items()))
+                                     for (family, source), values
+                                     in sorted(group["critical"].items(), key=lambda kv: (kv[0][0], kv[0][1] != "measured"))],
+                        "figure": {"data": data, "layout": {**LAYOUT, "height": 130 + 40 * len(rows), **axes,
                                                             "margin": {"l": 110, "r": 10, "t": 20, "b": 70}}}})
     return figures
 
@@ -198,8 +203,8 @@ def cost_figure(published: list[Published], suite: str, track: str, palette: dic
                  for label, key in (("sharpness error", "sharpness_error"), ("loss error", "loss_error"))]
     menu = {"type": "buttons", "direction": "right", "showactive": True, "yanchor": "bottom", "y": 1.02}
     layout = {**LAYOUT, "height": 460, "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
-              "xaxis": {"type": "log", "title": {"text": "1 + Hessian-vector products"}},
-              "yaxis": {"type": "log", "title": {"text": "sharpness error"}},
+              "xaxis": {"type": "log", "title": {"text": "1 + Hessian-vector products"}, "exponentformat": "e"},
+              "yaxis": {"type": "log", "title": {"text": "sharpness error"}, "exponentformat": "e"},
               "updatemenus": [{**menu, "buttons": x_buttons, "x": 0, "xanchor": "left"},
                               {**menu, "buttons": y_buttons, "x": 1, "xanchor": "right"}]}
     return {"data": data, "layout": layout}
