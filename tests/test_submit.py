@@ -98,6 +98,8 @@ def test_worked_example_passes(env):
     (lambda root: submission(root, name="persistence", code=GOOD.replace("my-theory", "persistence")),
      "collides with the builtin predictor"),
     (lambda root: submission(root, version="0.2.0"), "version is '0.1.0' in the class but '0.2.0' in the manifest"),
+    (lambda root: submission(root, budget_seconds=1, code=GOOD.replace("{steps}", "problem.steps").replace(
+        "return Prediction", "__import__('time').sleep(60)\n        return Prediction")), "timeout"),
 ])
 def test_bad_submissions_are_rejected_with_a_clear_message(env, make, needle):
     code, output = validate(make(env))
