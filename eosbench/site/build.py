@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+import plotly.offline
 
 import eosbench
 from eosbench.errors import EosbenchError
@@ -109,8 +110,6 @@ def build_site(results: Path, out: Path, store: Store | None = None, registry: R
     registry = registry or Registry()
     env = _environment()
     _prepare(out)
-    import plotly.offline
-
     (out / PLOTLY_ASSET).write_text(plotly.offline.get_plotlyjs())
     for asset in STATIC.iterdir():
         shutil.copy(asset, out / "assets" / asset.name)
@@ -121,10 +120,10 @@ def build_site(results: Path, out: Path, store: Store | None = None, registry: R
             for task_id, task in result.tasks.items():
                 tasks.setdefault(task_id, {"id": task_id, "slug": slug(task_id), "tier": task.tier,
                                            "family": task.family, "lr": task.lr, "threshold": task.threshold,
-                                           "outcome": task.measured_outcome, "suites": set()})["suites"].add(item.record.suite)
+                                           "outcome": task.measured_outcome})
     if len({t["slug"] for t in tasks.values()}) != len(tasks):
         raise EosbenchError("Two task ids map to the same page name; rename one of them.")
-    common = {"eosbench_version": eosbench.__version__, "palette": palette,
+    common = {"eosbench_version": eosbench.__version__,
               "results": sorted({p.record.suite for p in published}), "files": [p.path.name for p in published]}
 
     def render(template: str, path: str, **context) -> None:
@@ -134,8 +133,7 @@ def build_site(results: Path, out: Path, store: Store | None = None, registry: R
 
     rows = _home_rows(published)
     render("index.html", "index.html", rows=rows, tracks=sorted({r["track"] for r in rows}),
-           tiers=sorted({r["tier"] for r in rows}), tasks=sorted(tasks.values(), key=lambda t: t["id"]),
-           predictors=sorted({p.name for p in published}))
+           tiers=sorted({r["tier"] for r in rows}), tasks=sorted(tasks.values(), key=lambda t: t["id"]))
     with_curves = 0
     for task in tasks.values():
         figure, missing = task_figure(task["id"], published, store, palette)

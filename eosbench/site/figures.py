@@ -11,7 +11,7 @@ import pandas as pd
 
 from eosbench.runner import load_predictions
 from eosbench.scoring import performance_profile, smooth
-from eosbench.site.data import FORECAST_TRACKS, PHASES, Published, number
+from eosbench.site.data import PHASES, Published, number
 from eosbench.store import Store
 from eosbench.tracks import measured_frame
 
