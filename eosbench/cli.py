@@ -398,8 +398,11 @@ def leaderboard_build(ctx: click.Context, results: Path, out: Path) -> None:
 
     Task pages draw the measured curves and forecasts held in the store; tasks the store lacks say so.
     """
-    from eosbench.site.build import build_site
-
+    try:
+        from eosbench.site.build import build_site
+    except ImportError as exc:
+        raise EosbenchError(f"Building the site needs the 'site' extra ({exc.name} is not installed): "
+                            "pip install -e '.[site]'.") from None
     report = build_site(results, out, store=_store(ctx))
     console.print(f"built {report.pages} pages into {report.out} in {report.seconds:.1f}s "
                   f"(curves for {report.tasks_with_curves} of {report.tasks} tasks from the store); "

@@ -93,10 +93,29 @@ def task_figure(task_id: str, published: list[Published], store: Store, palette:
             missing.append(item.name)
     layout = {**LAYOUT, "height": 620,
               "xaxis": {"title": {"text": "step"}, "anchor": "y2"},
-              "yaxis": {"title": {"text": "loss"}, "type": "log", "domain": [0.55, 1], "tickformat": ".2g", "nticks": 8},
-              "yaxis2": {"title": {"text": "sharpness"}, "domain": [0, 0.45]},
+              "yaxis": {"title": {"text": "loss"}, "type": "log", "domain": [0.55, 1], "tickformat": ".2g",
+                        "nticks": 8, **_measured_range(finite["loss"], log=True)},
+              "yaxis2": {"title": {"text": "sharpness"}, "domain": [0, 0.45],
+                         **_measured_range(trajectory.series("sharpness"), extra=trajectory.threshold)},
               "legend": {"orientation": "h", "y": -0.12}}
     return {"data": data, "layout": layout}, missing
+
+
+def _measured_range(series: pd.Series, log: bool = False, extra: float | None = None) -> dict:
+    """An axis range framing the measurement (and ``extra``), with room above for forecasts that leave it;
+    a forecast far off the measurement runs off the frame (double-click the plot to see all of it)."""
+    values = series.replace([np.inf, -np.inf], np.nan).dropna().to_numpy(dtype=float)
+    values = np.append(values, [] if extra is None else [extra])
+    if log:
+        values = values[values > 0]
+    if not len(values):
+        return {}
+    if log:
+        lo, hi = np.log10(values.min()), np.log10(values.max())
+        return {"range": [number(lo - 1), number(hi + 0.5)]}
+    lo, hi = values.min(), values.max()
+    span = max(hi - lo, 1e-12 * max(abs(hi), 1.0))
+    return {"range": [number(lo - 0.5 * span), number(hi + span)]}
 
 
 def profile_figure(name: str, published: list[Published], suite: str, track: str, palette: dict[str, str]) -> dict | None:
