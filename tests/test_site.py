@@ -200,7 +200,8 @@ def test_invalid_or_version_mixed_results_fail_the_build(site, tmp_path):
         build_site(results, tmp_path / "site", store=site["store"])
 
     results = _results_copy(site, tmp_path / "b")
-    _edit(results / "persistence" / "tiny@0.1.json", lambda r: r["tracks"]["trajectory"]["tasks"]["quad-a"].update(spec_hash="0" * 16))
+    _edit(results / "persistence" / "tiny@0.1.json",
+          lambda r: r["tracks"]["trajectory"]["tasks"]["quad-a"].update(spec_hash="0" * 16))
     with pytest.raises(SpecError, match=r"tracks\.trajectory\.tasks\.quad-a\.spec_hash"):
         build_site(results, tmp_path / "site", store=site["store"])
 
@@ -253,7 +254,8 @@ def test_families_that_vary_depth_and_width_share_one_diagram(site, tmp_path):
     def split(record):
         family = record["tracks"]["phase"]["families"].pop("quad-sweep")
         for depth in (2, 4):
-            record["tracks"]["phase"]["families"][f"quad-d{depth}"] = {**family, "family_params": {"depth": depth, "width": 8}}
+            params = {"depth": depth, "width": 8}
+            record["tracks"]["phase"]["families"][f"quad-d{depth}"] = {**family, "family_params": params}
 
     _edit(results / "script-theory" / "tiny@0.1.json", split)
     (diagram,) = phase_figures(load_published(results))
@@ -261,3 +263,15 @@ def test_families_that_vary_depth_and_width_share_one_diagram(site, tmp_path):
     measured, predicted = diagram["figure"]["data"]
     assert measured["y"] == ["depth=2, width=8", "depth=4, width=8"] and measured["x"] == ["0.5", "1.5", "2.5"]
     assert predicted["name"] == "script-theory" and predicted["z"] == [[0, 0, 0], [0, 0, 0]]  # all "monotone"
+
+
+def test_build_command_names_the_bad_file_and_field(site, tmp_path):
+    from click.testing import CliRunner
+
+    from eosbench.cli import main
+
+    results = _results_copy(site, tmp_path)
+    _edit(results / "persistence" / "tiny@0.1.json", lambda r: r.pop("suite"))
+    result = CliRunner().invoke(main, ["leaderboard", "build", "--results", str(results), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2
+    assert "persistence/tiny@0.1.json" in result.output and "field 'suite'" in result.output

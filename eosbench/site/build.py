@@ -38,8 +38,8 @@ class BuildReport:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True,
+                             lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     env.policies["json.dumps_kwargs"] = {"allow_nan": False, "separators": (",", ":")}
     env.filters["num"] = _fmt
     env.filters["slug"] = slug
@@ -147,7 +147,8 @@ def build_site(results: Path, out: Path, store: Store | None = None, registry: R
         profiles = [(p.record.suite, track, profile_figure(name, published, p.record.suite, track, palette))
                     for p in mine for track in p.forecast_tracks()]
         render("predictor.html", f"predictors/{slug(name)}.html", info=mine[-1].record.predictor, items=mine,
-               manifest=manifest, profiles=[p for p in profiles if p[2] is not None], sections=_predictor_sections(mine))
+               manifest=manifest, profiles=[p for p in profiles if p[2] is not None],
+               sections=_predictor_sections(mine))
     render("phase.html", "phase.html", diagrams=phase_figures(published))
     suites_tracks = sorted({(p.record.suite, t) for p in published for t in p.forecast_tracks()},
                            key=lambda st: (st[0], FORECAST_TRACKS.index(st[1])))

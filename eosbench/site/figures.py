@@ -38,13 +38,15 @@ def _line(series: pd.Series, name: str, color: str, axis: int, **extra) -> dict:
             "xaxis": "x", "yaxis": f"y{axis if axis > 1 else ''}", **extra}
 
 
-def task_figure(task_id: str, published: list[Published], store: Store, palette: dict[str, str]) -> tuple[dict | None, list[str]]:
+def task_figure(task_id: str, published: list[Published], store: Store,
+                palette: dict[str, str]) -> tuple[dict | None, list[str]]:
     """Measured loss and sharpness (raw, smoothed, 2/η) with every stored forecast over them.
 
     Returns (None, []) when the store lacks the task's trajectory, else the figure and the predictors
     whose forecasts are not in the store.
     """
-    cited = next(t for p in published for tr in p.forecast_tracks().values() for i, t in tr.tasks.items() if i == task_id)
+    cited = next(track.tasks[task_id] for p in published for track in p.forecast_tracks().values()
+                 if task_id in track.tasks)
     trajectory = store.trajectory_by_hash(task_id, cited.spec_hash)
     if trajectory is None:
         return None, []
@@ -118,7 +120,8 @@ def _measured_range(series: pd.Series, log: bool = False, extra: float | None = 
     return {"range": [number(lo - 0.5 * span), number(hi + span)]}
 
 
-def profile_figure(name: str, published: list[Published], suite: str, track: str, palette: dict[str, str]) -> dict | None:
+def profile_figure(name: str, published: list[Published], suite: str, track: str,
+                   palette: dict[str, str]) -> dict | None:
     """The performance profile (Dolan & Moré 2002) of every predictor on one suite and track, ``name`` in bold."""
     data, axes = [], {}
     taus = np.geomspace(1, 1e4, 81)
@@ -184,7 +187,8 @@ def phase_figures(published: list[Published]) -> list[dict]:
         figures.append({"suite": suite, "title": ", ".join(sorted(group["families"])), "sweep": sweep,
                         "critical": [(family, source, ", ".join(f"{k} = {v:.3g}" for k, v in values.items()))
                                      for (family, source), values
-                                     in sorted(group["critical"].items(), key=lambda kv: (kv[0][0], kv[0][1] != "measured"))],
+                                     in sorted(group["critical"].items(),
+                                               key=lambda kv: (kv[0][0], kv[0][1] != "measured"))],
                         "figure": {"data": data, "layout": {**LAYOUT, "height": 130 + 40 * len(rows), **axes,
                                                             "margin": {"l": 110, "r": 10, "t": 20, "b": 70}}}})
     return figures
@@ -210,7 +214,8 @@ def cost_figure(published: list[Published], suite: str, track: str, palette: dic
             "sharpness_error": [number(t.metrics.get("sharpness_error")) for t in tasks.values()],
             "loss_error": [number(t.metrics.get("loss_error")) for t in tasks.values()]}
     names = list(columns)
-    data = [{"type": "scatter", "mode": "markers", "name": n, "x": columns[n]["hvps"], "y": columns[n]["sharpness_error"],
+    data = [{"type": "scatter", "mode": "markers", "name": n, "x": columns[n]["hvps"],
+             "y": columns[n]["sharpness_error"],
              "text": columns[n]["task"], "marker": {"color": palette[n], "size": 9, "opacity": 0.85},
              "hovertemplate": "%{text}<br>x=%{x:.4g}<br>y=%{y:.4g}<extra>" + n + "</extra>"} for n in names]
     x_buttons = [{"label": label, "method": "update",
