@@ -205,6 +205,11 @@ def test_invalid_or_version_mixed_results_fail_the_build(site, tmp_path):
     with pytest.raises(SpecError, match=r"tracks\.trajectory\.tasks\.quad-a\.spec_hash"):
         build_site(results, tmp_path / "site", store=site["store"])
 
+    results = _results_copy(site, tmp_path / "future")
+    _edit(results / "script-theory" / "tiny@0.1.json", lambda r: r.update(schema_version=2))
+    with pytest.raises(SpecError, match=r"script-theory/tiny@0\.1\.json: field 'schema_version' is 2.*eosbench migrate"):
+        build_site(results, tmp_path / "site", store=site["store"])
+
     results = _results_copy(site, tmp_path / "c")
     newer = results / "persistence" / "tiny@0.2.json"
     (results / "persistence" / "tiny@0.1.json").rename(newer)
