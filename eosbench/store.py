@@ -1,9 +1,9 @@
 """The content-addressed store of trajectories and predictions under ``EOSBENCH_HOME``.
 
 Layout: ``trajectories/<task-id>/<spec-hash>/`` (see :mod:`eosbench.trajectory`), and
-``predictions/<predictor>/<version>/<task-id>/<spec-hash>-<track>-<backend>/``. Entries are written into a temporary sibling
-folder and renamed into place, so a crash never leaves a half-written entry and a rerun simply redoes
-what is missing.
+``predictions/<predictor>/<version>/<task-id>/<spec-hash>-<track>-<backend>/``. Entries are written into a
+temporary sibling folder and renamed into place, so a crash never leaves a half-written entry and a rerun
+simply redoes what is missing.
 """
 
 from __future__ import annotations
@@ -60,11 +60,14 @@ class Store:
         self.root = Path(root) if root is not None else default_home()
 
     def trajectory_dir(self, spec: TaskSpec, backend: str = "torch") -> Path:
-        return self.root / "trajectories" / spec.id / spec_hash(spec, backend)
+        return self._trajectory_dir(spec.id, spec_hash(spec, backend))
+
+    def _trajectory_dir(self, task_id: str, key: str) -> Path:
+        return self.root / "trajectories" / task_id / key
 
     def trajectory_by_hash(self, task_id: str, key: str) -> Trajectory | None:
         """The trajectory of ``task_id`` stored under spec hash ``key`` (as result records cite it), if any."""
-        directory = self.root / "trajectories" / task_id / key
+        directory = self._trajectory_dir(task_id, key)
         return Trajectory.load(directory) if (directory / META_FILE).exists() else None
 
     def prediction_dir(self, predictor: str, version: str, task_id: str, key: str, track: str, backend: str) -> Path:
