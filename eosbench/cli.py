@@ -411,5 +411,128 @@ def score_cmd(ctx, predictors, suite, task_ids, tracks, backend, plugins, data_d
                   results_dir, cached_only=True)
 
 
+# -------------------------------------------------------------------------------- leaderboard
+@main.group()
+def leaderboard() -> None:
+    """Build and serve the static leaderboard site from the published result files."""
+
+
+@leaderboard.command("build")
+@click.option("--results", type=click.Path(path_type=Path), default=Path("leaderboard/results"), show_default=True,
+              help="Folder of published result files (<predictor>/<suite>@<version>.json).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboard/site"), show_default=True,
+              help="Where the site is written (deleted and rebuilt).")
+@click.pass_context
+def leaderboard_build(ctx: click.Context, results: Path, out: Path) -> None:
+    """Delete OUT and rebuild the site from the validated result files.
+
+    Task pages draw the measured curves and forecasts held in the store; tasks the store lacks say so.
+    """
+    try:
+        from eosbench.site.build import build_site
+    except ImportError as exc:
+        raise EosbenchError(f"Building the site needs the 'site' extra ({exc.name} is not installed): "
+                            "pip install -e '.[site]'.") from None
+    report = build_site(results, out, store=_store(ctx))
+    console.print(f"built {report.pages} pages into {report.out} in {report.seconds:.1f}s "
+                  f"(curves for {report.tasks_with_curves} of {report.tasks} tasks from the store); "
+                  f"open {report.out / 'index.html'}", highlight=False)
+
+
+@leaderboard.command("serve")
+@click.option("--site", type=click.Path(path_type=Path), default=Path("leaderboard/site"), show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+def leaderboard_serve(site: Path, port: int) -> None:
+    """Serve a built site on http://127.0.0.1:PORT."""
+    from eosbench.site.serve import serve
+
+    serve(site, port)
+
+
+# ------------------------------------------------------------------------------------- submit
+@main.group()
+def submit() -> None:
+    """Scaffold and validate a theory for the leaderboard (see CONTRIBUTING.md)."""
+
+
+@submit.command("new")
+@click.argument("name")
+@click.option("--dir", "submissions", type=click.Path(path_type=Path), default=Path("submissions"), show_default=True,
+              help="Folder of submissions to create NAME in.")
+def submit_new(name: str, submissions: Path) -> None:
+    """Create submissions/NAME/: manifest, torch and JAX predictor templates, README."""
+    from eosbench.submit import scaffold
+
+    folder = scaffold(name, submissions)
+    console.print(f"wrote {folder}/: fill in the TODOs of predictor.yaml and predictor.py, then run "
+                  f"eosbench submit validate {folder}", highlight=False)
+
+
+@submit.command("validate")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--suite", default="tiny", show_default=True, help="Suite to run the submission on.")
+@click.option("--tasks", "task_ids", multiple=True, help="Only these task ids (repeatable; quicker, for iterating).")
+@click.option("--backend", type=click.Choice(["torch", "jax"]), help="Default: the manifest's first backend.")
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="EOSBENCH_DATA", help="CIFAR-10 folder.")
+@click.pass_context
+def submit_validate(ctx: click.Context, path: Path, suite: str, task_ids: tuple[str, ...], backend: str | None,
+                    data_dir: Path | None) -> None:
+    """Check the predictor folder PATH as a reviewer would and print a verdict to paste into the review.
+
+    Runs it twice on the suite (or --tasks) and exits 1 unless every check passes.
+    """
+    from eosbench.submit import validate
+
+    catalog = _catalog(ctx)
+    specs = [catalog.get(t) for t in task_ids] if task_ids else catalog.suite(suite)
+    store = _store(ctx)
+    store.clean_partial()
+    with console.status(f"validating {path} on {len(specs)} tasks (twice)", spinner="dots"):
+        verdict = validate(path, specs, catalog=catalog, store=store, suite=suite if not task_ids else "custom",
+                           backend=backend, data_dir=data_dir)
+    click.echo(verdict.markdown())
+    sys.exit(0 if verdict.passed else 1)
+
+
+# ------------------------------------------------------------------------------ migrate
+def _result_files(paths: tuple[Path, ...]) -> list[Path]:
+    files = [f for p in paths for f in (sorted(p.glob("**/*.json")) if p.is_dir() else [p])]
+    if not files:
+        raise EosbenchError(f"No result files (*.json) in {', '.join(map(str, paths))}.")
+    return files
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file would change.")
+def migrate(paths: tuple[Path, ...], check: bool) -> None:
+    """Bring result files (or folders of them; default leaderboard/results) to this eosbench's schema.
+
+    Files of a version no migration starts from (e.g. newer than this eosbench) are refused, never
+    mixed in: exit code 2.
+    """
+    from eosbench.migrate import migrate_file
+    from eosbench.results import RESULT_SCHEMA_VERSION
+
+    refused, pending = [], []
+    for path in _result_files(paths or (Path("leaderboard/results"),)):
+        try:
+            done = migrate_file(path, write=not check)
+        except EosbenchError as exc:
+            refused.append(path)
+            console.print(f"[red]refused[/] {exc}", highlight=False, soft_wrap=True)
+            continue
+        if done.changed:
+            pending.append(path)
+            verb = "would migrate" if check else "migrated"
+            out.print(f"{verb} {path}: version {done.from_version} → {RESULT_SCHEMA_VERSION}", highlight=False)
+        else:
+            out.print(f"up to date {path} (version {RESULT_SCHEMA_VERSION})", highlight=False)
+    if refused:
+        sys.exit(2)
+    if check and pending:
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -93,17 +93,25 @@ class ResultRecord(_Record):
 
 def load_result(path: str | Path) -> ResultRecord:
     """Read and validate a result file; a wrong schema version or field is an error naming both."""
-    path = Path(path)
+    return validate_result(read_json(path), path)
+
+
+def read_json(path: str | Path) -> object:
+    """A result file's parsed JSON, unvalidated; malformed JSON is an error naming the file."""
     try:
-        raw = json.loads(path.read_text())
+        return json.loads(Path(path).read_text())
     except json.JSONDecodeError as exc:
         raise SpecError(f"Result file {path} is not valid JSON: {exc}.") from None
+
+
+def validate_result(raw: object, source: str | Path) -> ResultRecord:
+    """Validate a parsed record; ``source`` (usually its file) names it in the error."""
     version = raw.get("schema_version") if isinstance(raw, dict) else None
     if version != RESULT_SCHEMA_VERSION:
-        raise SpecError(f"Result file {path}: field 'schema_version' is {version!r}, this eosbench reads "
+        raise SpecError(f"Result file {source}: field 'schema_version' is {version!r}, this eosbench reads "
                         f"version {RESULT_SCHEMA_VERSION}; migrate it with 'eosbench migrate' or re-run.")
     try:
         return ResultRecord.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors()[:5])
-        raise SpecError(f"Invalid result file {path}: {problems}.") from None
+        raise SpecError(f"Invalid result file {source}: {problems}.") from None

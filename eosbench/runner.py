@@ -154,8 +154,7 @@ def validate_prediction(payload: dict, requested: np.ndarray, track: str) -> str
 
 # ------------------------------------------------------------------------------ prediction cache
 def _prediction_dir(store: Store, ref: PredictorRef, spec: TaskSpec, track: str, backend: str) -> Path:
-    return (store.root / "predictions" / ref.name / ref.version / spec.id
-            / f"{spec_hash(spec)}-{track}-{backend}")
+    return store.prediction_dir(ref.name, ref.version, spec.id, spec_hash(spec), track, backend)
 
 
 def save_predictions(path: Path, payloads: dict[int, dict]) -> None:

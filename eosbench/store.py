@@ -1,9 +1,9 @@
 """The content-addressed store of trajectories and predictions under ``EOSBENCH_HOME``.
 
 Layout: ``trajectories/<task-id>/<spec-hash>/`` (see :mod:`eosbench.trajectory`), and
-``predictions/<predictor>/<version>/<task-id>/<key>/``. Entries are written into a temporary sibling
-folder and renamed into place, so a crash never leaves a half-written entry and a rerun simply redoes
-what is missing.
+``predictions/<predictor>/<version>/<task-id>/<spec-hash>-<track>-<backend>/``. Entries are written into a
+temporary sibling folder and renamed into place, so a crash never leaves a half-written entry and a rerun
+simply redoes what is missing.
 """
 
 from __future__ import annotations
@@ -54,20 +54,31 @@ def atomic_directory(final: Path, *, replace: bool = False) -> Iterator[Path]:
 
 
 class Store:
-    """Read and write trajectories (and, later, predictions) under one root folder."""
+    """Read and write trajectories and predictions under one root folder."""
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root is not None else default_home()
 
     def trajectory_dir(self, spec: TaskSpec, backend: str = "torch") -> Path:
-        return self.root / "trajectories" / spec.id / spec_hash(spec, backend)
+        return self._trajectory_dir(spec.id, spec_hash(spec, backend))
+
+    def _trajectory_dir(self, task_id: str, key: str) -> Path:
+        return self.root / "trajectories" / task_id / key
+
+    def trajectory_by_hash(self, task_id: str, key: str) -> Trajectory | None:
+        """The trajectory of ``task_id`` stored under spec hash ``key`` (as result records cite it), if any."""
+        directory = self._trajectory_dir(task_id, key)
+        return Trajectory.load(directory) if (directory / META_FILE).exists() else None
+
+    def prediction_dir(self, predictor: str, version: str, task_id: str, key: str, track: str, backend: str) -> Path:
+        """Where one predictor version's predictions of one task (spec hash ``key``) on one track live."""
+        return self.root / "predictions" / predictor / version / task_id / f"{key}-{track}-{backend}"
 
     def has_trajectory(self, spec: TaskSpec, backend: str = "torch") -> bool:
         return (self.trajectory_dir(spec, backend) / META_FILE).exists()
 
     def load_trajectory(self, spec: TaskSpec, backend: str = "torch") -> Trajectory | None:
-        directory = self.trajectory_dir(spec, backend)
-        return Trajectory.load(directory) if (directory / META_FILE).exists() else None
+        return self.trajectory_by_hash(spec.id, spec_hash(spec, backend))
 
     def save_trajectory(self, spec: TaskSpec, trajectory: Trajectory, backend: str = "torch",
                         replace: bool = False) -> Path:

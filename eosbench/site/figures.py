@@ -1,0 +1,234 @@
+"""Plotly figures (plain ``{"data": [...], "layout": {...}}`` dicts) for the site's pages.
+
+The figures are drawn in the browser by plotly.js, shipped once in the site's assets; each page embeds
+only its own figures' data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from eosbench.runner import load_predictions
+from eosbench.scoring import performance_profile, smooth
+from eosbench.site.data import PHASES, Published, number
+from eosbench.store import Store
+from eosbench.tracks import measured_frame
+
+PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
+           "#eeca3b")
+PHASE_COLORS = {"monotone": "#4c78a8", "catapult": "#f58518", "eos": "#54a24b", "diverge": "#e45756"}
+MEASURED, SMOOTHED, THRESHOLD = "#9aa5b1", "#1f2933", "#52606d"
+LAYOUT = {"margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "template": None, "hovermode": "closest",
+          "legend": {"orientation": "h", "y": -0.18}, "font": {"family": "system-ui, sans-serif", "size": 12}}
+
+
+def colors(names: list[str]) -> dict[str, str]:
+    """One stable color per predictor name, the same on every page."""
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(sorted(names))}
+
+
+def _xy(series: pd.Series) -> tuple[list[int], list[float | None]]:
+    return [int(s) for s in series.index], [number(float(v)) for v in series.to_numpy(dtype=float)]
+
+
+def _line(series: pd.Series, name: str, color: str, axis: int, **extra) -> dict:
+    x, y = _xy(series)
+    return {"type": "scatter", "mode": "lines", "x": x, "y": y, "name": name, "line": {"color": color, "width": 1.5},
+            "xaxis": "x", "yaxis": f"y{axis if axis > 1 else ''}", **extra}
+
+
+def task_figure(task_id: str, published: list[Published], store: Store,
+                palette: dict[str, str]) -> tuple[dict | None, list[str]]:
+    """Measured loss and sharpness (raw, smoothed, 2/η) with every stored forecast over them.
+
+    Returns (None, []) when the store lacks the task's trajectory, else the figure and the predictors
+    whose forecasts are not in the store.
+    """
+    cited = next(track.tasks[task_id] for p in published for track in p.forecast_tracks().values()
+                 if task_id in track.tasks)
+    trajectory = store.trajectory_by_hash(task_id, cited.spec_hash)
+    if trajectory is None:
+        return None, []
+    sigma = float((trajectory.meta.get("spec", {}).get("scoring") or {}).get("smoothing") or 0)
+    finite = measured_frame(trajectory)
+    data = []
+    for axis, column in ((1, "loss"), (2, "sharpness")):
+        raw = trajectory.series(column).replace([np.inf, -np.inf], np.nan).dropna()
+        group = {"legendgroup": "measured", "showlegend": axis == 1}
+        data.append(_line(raw, "measured (raw)", MEASURED, axis, **group, line={"color": MEASURED, "width": 1}))
+        if column in finite and len(finite[column].dropna()):
+            data.append(_line(smooth(finite[column], sigma), f"measured (smoothed, σ={sigma:g} steps)", SMOOTHED,
+                              axis, legendgroup="smoothed", showlegend=axis == 1))
+    steps = trajectory.frame.index
+    data.append({"type": "scatter", "mode": "lines", "x": [int(steps.min()), int(steps.max())],
+                 "y": [trajectory.threshold] * 2, "name": "2/η (stability threshold)", "xaxis": "x", "yaxis": "y2",
+                 "line": {"color": THRESHOLD, "dash": "dash", "width": 1.5}})
+    missing = []
+    for item in published:
+        found = False
+        for track_name, track in item.forecast_tracks().items():
+            task = track.tasks.get(task_id)
+            if task is None or task.status != "ok":
+                continue
+            payloads = load_predictions(store.prediction_dir(item.name, item.record.predictor.version, task_id,
+                                                             task.spec_hash, track_name, item.record.backend))
+            if payloads is None:
+                continue
+            found = True
+            color = palette[item.name]
+            for t0, payload in sorted(payloads.items()):
+                label = (item.name if track_name == "trajectory"
+                         else f"{item.name} · forecasts from t0 = {', '.join(map(str, sorted(payloads)))}")
+                group = f"{item.name}-{track_name}"
+                extra = {} if track_name == "trajectory" else {"visible": "legendonly"}
+                dash = "solid" if track_name == "trajectory" else "dot"
+                first = True
+                for axis, column in ((1, "loss"), (2, "sharpness")):
+                    if column in payload["frame"]:
+                        data.append(_line(payload["frame"][column].dropna(), label, color, axis, legendgroup=group,
+                                          showlegend=first and (track_name == "trajectory" or t0 == min(payloads)),
+                                          line={"color": color, "width": 2, "dash": dash}, **extra))
+                        first = False
+        if not found and any(task_id in tr.tasks and tr.tasks[task_id].status == "ok"
+                             for tr in item.forecast_tracks().values()):
+            missing.append(item.name)
+    layout = {**LAYOUT, "height": 620,
+              "xaxis": {"title": {"text": "step"}, "anchor": "y2"},
+              "yaxis": {"title": {"text": "loss"}, "type": "log", "domain": [0.55, 1], "tickformat": ".2g",
+                        "nticks": 8, **_measured_range(finite["loss"], log=True)},
+              "yaxis2": {"title": {"text": "sharpness"}, "domain": [0, 0.45],
+                         **_measured_range(trajectory.series("sharpness"), extra=trajectory.threshold)},
+              "legend": {"orientation": "h", "y": -0.12}}
+    return {"data": data, "layout": layout}, missing
+
+
+def _measured_range(series: pd.Series, log: bool = False, extra: float | None = None) -> dict:
+    """An axis range framing the measurement (and ``extra``), with room above for forecasts that leave it;
+    a forecast far off the measurement runs off the frame (double-click the plot to see all of it)."""
+    values = series.replace([np.inf, -np.inf], np.nan).dropna().to_numpy(dtype=float)
+    values = np.append(values, [] if extra is None else [extra])
+    if log:
+        values = values[values > 0]
+    if not len(values):
+        return {}
+    if log:
+        lo, hi = np.log10(values.min()), np.log10(values.max())
+        return {"range": [number(lo - 1), number(hi + 0.5)]}
+    lo, hi = values.min(), values.max()
+    span = max(hi - lo, 1e-12 * max(abs(hi), 1.0))
+    return {"range": [number(lo - 0.5 * span), number(hi + span)]}
+
+
+def profile_figure(name: str, published: list[Published], suite: str, track: str,
+                   palette: dict[str, str]) -> dict | None:
+    """The performance profile (Dolan & Moré 2002) of every predictor on one suite and track, ``name`` in bold."""
+    data, axes = [], {}
+    taus = np.geomspace(1, 1e4, 81)
+    for col, metric in enumerate(("sharpness_error", "loss_error"), start=1):
+        errors = pd.DataFrame({
+            p.name: {tid: t.metrics.get(metric) for tid, t in p.record.tracks[track].tasks.items() if t.status == "ok"}
+            for p in published if p.record.suite == suite and track in p.forecast_tracks()}).astype(float)
+        errors = errors.dropna(how="all")
+        if name not in errors or errors[name].isna().all():
+            continue
+        profile = performance_profile(errors, taus)
+        suffix = "" if col == 1 else str(col)
+        for predictor in profile.columns:
+            own = predictor == name
+            data.append({"type": "scatter", "mode": "lines", "x": [number(t) for t in taus],
+                         "y": [number(v) for v in profile[predictor]], "name": predictor, "legendgroup": predictor,
+                         "showlegend": col == 1, "line": {"shape": "hv", "color": palette[predictor],
+                                                          "width": 3.5 if own else 1.2},
+                         "opacity": 1 if own else 0.6, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}"})
+        axes[f"xaxis{suffix}"] = {"type": "log", "title": {"text": f"τ ({metric.replace('_', ' ')} within τ× best)"},
+                                  "domain": [0, 0.47] if col == 1 else [0.53, 1], "anchor": f"y{suffix}"}
+        axes[f"yaxis{suffix}"] = {"range": [0, 1.02], "title": {"text": "share of tasks"} if col == 1 else {},
+                                  "anchor": f"x{suffix}"}
+    return {"data": data, "layout": {**LAYOUT, "height": 380, **axes}} if data else None
+
+
+def phase_figures(published: list[Published]) -> list[dict]:
+    """One diagram per group of sweep families: the measured outcome over (c, family) beside each
+    predictor's predicted outcome. Families with the same parameters (e.g. depth, width) share a diagram."""
+    groups: dict[tuple, dict] = {}
+    for item in published:
+        phase = item.phase_track()
+        for family, result in (phase.families.items() if phase else ()):
+            key = (item.record.suite, result.sweep, tuple(sorted(result.family_params)) or (family,))
+            label = ", ".join(f"{k}={v:g}" for k, v in sorted(result.family_params.items())) or family
+            group = groups.setdefault(key, {"families": set(), "rows": {}, "predicted": {}, "critical": {}})
+            group["families"].add(family)
+            group["rows"][label] = result
+            group["predicted"].setdefault(item.name, {})[label] = result.predicted
+            group["critical"][(family, "measured")] = result.measured_critical
+            group["critical"][(family, item.name)] = result.predicted_critical
+    figures = []
+    for (suite, sweep, _), group in groups.items():
+        rows = sorted(group["rows"].items())
+        xs = sorted({v for _, r in rows for v in r.values.values()})
+        panels = [("measured", {label: r.measured for label, r in rows}), *sorted(group["predicted"].items())]
+        data, axes = [], {}
+        width = 1 / len(panels)
+        for i, (title, labels) in enumerate(panels, start=1):
+            z, text = [], []
+            for label, result in rows:
+                by_value = {v: labels.get(label, {}).get(member) for member, v in result.values.items()}
+                z.append([PHASES.index(by_value[x]) if by_value.get(x) in PHASES else None for x in xs])
+                text.append([by_value.get(x) or "not answered" for x in xs])
+            suffix = "" if i == 1 else str(i)
+            data.append({"type": "heatmap", "z": z, "x": [f"{x:g}" for x in xs], "y": [label for label, _ in rows],
+                         "text": text, "hovertemplate": f"{sweep}=%{{x}}<br>%{{y}}<br>%{{text}}<extra>{title}</extra>",
+                         "zmin": 0, "zmax": len(PHASES) - 1, "showscale": False, "colorscale": _phase_scale(),
+                         "xgap": 2, "ygap": 2, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}", "name": title})
+            axes[f"xaxis{suffix}"] = {"domain": [(i - 1) * width + 0.02, i * width - 0.02], "type": "category",
+                                      "title": {"text": f"{title}<br>{sweep}"}, "anchor": f"y{suffix}"}
+            axes[f"yaxis{suffix}"] = {"type": "category", "anchor": f"x{suffix}", "showticklabels": i == 1}
+        figures.append({"suite": suite, "title": ", ".join(sorted(group["families"])), "sweep": sweep,
+                        "critical": [(family, source, ", ".join(f"{k} = {v:.3g}" for k, v in values.items()))
+                                     for (family, source), values
+                                     in sorted(group["critical"].items(),
+                                               key=lambda kv: (kv[0][0], kv[0][1] != "measured"))],
+                        "figure": {"data": data, "layout": {**LAYOUT, "height": 130 + 40 * len(rows), **axes,
+                                                            "margin": {"l": 110, "r": 10, "t": 20, "b": 70}}}})
+    return figures
+
+
+def _phase_scale() -> list:
+    scale, n = [], len(PHASES)
+    for i, phase in enumerate(PHASES):
+        scale += [[i / n, PHASE_COLORS[phase]], [(i + 1) / n, PHASE_COLORS[phase]]]
+    return scale
+
+
+def cost_figure(published: list[Published], suite: str, track: str, palette: dict[str, str]) -> dict:
+    """Per-task error against compute for every predictor; buttons switch HVPs/seconds and the metric."""
+    items = [p for p in published if p.record.suite == suite and track in p.forecast_tracks()]
+    columns = {}
+    for item in items:
+        tasks = {tid: t for tid, t in item.record.tracks[track].tasks.items() if t.status == "ok"}
+        columns[item.name] = {
+            "task": list(tasks),
+            "hvps": [1 + t.cost.get("hvps", 0.0) for t in tasks.values()],
+            "seconds": [number(t.cost.get("wall_seconds")) for t in tasks.values()],
+            "sharpness_error": [number(t.metrics.get("sharpness_error")) for t in tasks.values()],
+            "loss_error": [number(t.metrics.get("loss_error")) for t in tasks.values()]}
+    names = list(columns)
+    data = [{"type": "scatter", "mode": "markers", "name": n, "x": columns[n]["hvps"],
+             "y": columns[n]["sharpness_error"],
+             "text": columns[n]["task"], "marker": {"color": palette[n], "size": 9, "opacity": 0.85},
+             "hovertemplate": "%{text}<br>x=%{x:.4g}<br>y=%{y:.4g}<extra>" + n + "</extra>"} for n in names]
+    x_buttons = [{"label": label, "method": "update",
+                  "args": [{"x": [columns[n][key] for n in names]}, {"xaxis.title.text": title}]}
+                 for label, key, title in (("HVPs", "hvps", "1 + Hessian-vector products"),
+                                           ("seconds", "seconds", "wall seconds"))]
+    y_buttons = [{"label": label, "method": "update",
+                  "args": [{"y": [columns[n][key] for n in names]}, {"yaxis.title.text": label}]}
+                 for label, key in (("sharpness error", "sharpness_error"), ("loss error", "loss_error"))]
+    menu = {"type": "buttons", "direction": "right", "showactive": True, "yanchor": "bottom", "y": 1.02}
+    layout = {**LAYOUT, "height": 460, "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
+              "xaxis": {"type": "log", "title": {"text": "1 + Hessian-vector products"}, "exponentformat": "e"},
+              "yaxis": {"type": "log", "title": {"text": "sharpness error"}, "exponentformat": "e"},
+              "updatemenus": [{**menu, "buttons": x_buttons, "x": 0, "xanchor": "left"},
+                              {**menu, "buttons": y_buttons, "x": 1, "xanchor": "right"}]}
+    return {"data": data, "layout": layout}
