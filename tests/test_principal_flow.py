@@ -60,13 +60,14 @@ def test_top_k_equals_exact_when_k_covers_the_spectrum():
 
 
 def test_principal_flow_predicts_the_onset_of_instability_on_uv():
-    """On the UV model the flow follows GD until the sharpness crosses 2/η, and says when it does."""
+    """On the UV model (where GD sharpens to 2/η within three steps) the flow crosses 2/η when GD does,
+    and follows GD's sharpness on the way there to the flow's own accuracy (a few % at ηS ≈ 1.4)."""
     spec = Catalog().get("uv-eos@lr=11").model_copy(update={"steps": 150})
     problem, trajectory = problem_for(spec)
     prediction = PF(mode="exact").predict(problem)
     measured_onset = trajectory.onset_step()
     assert measured_onset is not None and 0 < measured_onset < 150
-    assert abs(prediction.scalars["onset_step"] - measured_onset) <= 2
+    assert abs(prediction.scalars["onset_step"] - measured_onset) <= 1
     before = trajectory.frame.index < measured_onset
     np.testing.assert_allclose(prediction.frame.loc[before, "sharpness"], trajectory.frame.loc[before, "sharpness"],
-                               rtol=1e-3)
+                               rtol=0.05)

@@ -56,14 +56,17 @@ class SelfStabilization(Predictor):
     * Predictions: sharpness 2/η + y_t and loss L(θ†_t) + ½S x_t² per step (diagnostics
       ``sharpness_map``, ``loss_map``), and their time averages, which are what the frame holds and
       what is scored against the smoothed measurement: ⟨S⟩ = S(θ†_t) (2/η once active, ⟨y⟩ = 0) and
-      ⟨L⟩ = L(θ†_t) + ½S⟨x²⟩ with ⟨x²⟩ = 2α/β (0 when α ≤ 0: the run is leaving the edge).
+      ⟨L⟩ = L(θ†_t) + ½S⟨x²⟩. Through the paper's first two stages (sharpening, blow-up) ⟨x²⟩ is the
+      map's own x_t²; from the first time x_t² reaches 2α/β on (self-stabilization and after) it is the
+      stationary 2α/β (0 when α ≤ 0: the run is leaving the edge).
       ⟨x²⟩ = 2α/β is checked on the map itself in tests (THEORY.md §4's synthetic setting).
     * Regime: one unstable eigenvalue, α > 0, η small. When λ₂(θ†) > 1.9/η, or the projection cannot
       hold S(θ†) within 1 % of 2/η (∇S = 0, as on a quadratic), the prediction stops there and
       ``diagnostics["left_regime"]`` says at which step and why.
 
-    Cost per step: one gradient step, then per Newton evaluation one warm-started top-2 LOBPCG, one
-    gradient and one ∇³L[u, u] (typically two evaluations: one correction and the check).
+    Cost per step: per evaluation one warm-started top-2 LOBPCG, one gradient and one ∇³L[u, u]. The
+    gradient step carries the first Newton correction predicted from θ† itself, so a step usually costs
+    one evaluation; further corrections are evaluated at the new point only when it misses the tolerances.
     """
 
     name = "self-stabilization"
@@ -84,7 +87,7 @@ class SelfStabilization(Predictor):
         series: dict[str, list] = {k: [] for k in ("step", "x", "y", "alpha", "beta", "sharpness_map", "loss_map",
                                                     "evaluations", "hvps", "d3s")}
         left_regime = None
-        active = False
+        active = stabilized = False
         before = oracle.counters.snapshot()
         point = self._evaluate(oracle, problem.theta0)
         x = float(oracle.to_numpy(point.u) @ oracle.to_numpy(point.grad)) / point.sharpness
@@ -100,7 +103,9 @@ class SelfStabilization(Predictor):
             alpha, beta = -float(g @ grad_s_perp), float(grad_s_perp @ grad_s_perp)
             if not active:
                 y = point.sharpness - edge
-            mean_x2 = max(2 * alpha / beta, 0.0) if active and beta > 0 else x * x
+            equilibrium = max(2 * alpha / beta, 0.0) if beta > 0 else 0.0
+            stabilized = stabilized or (active and x * x >= equilibrium)
+            mean_x2 = equilibrium if stabilized else x * x
             if step in wanted:
                 row = {"step": step, "loss": point.loss + 0.5 * point.sharpness * mean_x2}
                 if problem.task.measure.sharpness_every and step % problem.task.measure.sharpness_every == 0:
@@ -115,8 +120,7 @@ class SelfStabilization(Predictor):
             if step == last:
                 break
             x, y = reduced_map(x, y, alpha, beta, lr)
-            point = self._evaluate(oracle, point.theta - lr * point.grad)
-            point, evaluations = self._project(oracle, point, edge)
+            point, evaluations = self._project(oracle, self._predicted_step(oracle, point, lr, edge), edge)
             if not math.isfinite(point.loss) or point.sharpness > edge * (1 + 1e-2):
                 left_regime = (f"step {step + 1}: the projection cannot hold S at 2/η (S(θ†) = "
                                f"{point.sharpness:.4g}, 2/η = {edge:.4g}, loss {point.loss:.3g})")
@@ -136,6 +140,21 @@ class SelfStabilization(Predictor):
         self._warm = top.vectors
         return Point(theta, loss, grad, np.asarray(top.values), top.vectors,
                      oracle.d3(theta, top.vectors[:, 0], top.vectors[:, 0]))
+
+    def _predicted_step(self, oracle, point: Point, lr: float, edge: float) -> Point:
+        """The gradient step from θ† with the projection's first Newton correction already applied, S and
+        u·∇L at the new point predicted to first order from θ† (S + ∇S·δ and (1 − ηS)u·∇L); usually the
+        point it lands on already meets the constraints, so a step costs one evaluation."""
+        u, g = point.u, point.grad
+        delta = -lr * g
+        excess = point.sharpness + float((point.grad_s * delta).sum()) - edge
+        along = (1 - lr * point.sharpness) * float((u * g).sum())
+        theta = point.theta + delta - u * (along / point.sharpness)
+        grad_s_perp = point.grad_s - u * float((u * point.grad_s).sum())
+        beta = float((grad_s_perp * grad_s_perp).sum())
+        if excess > 0 and beta > 0:
+            theta = theta - grad_s_perp * (excess / beta)
+        return self._evaluate(oracle, theta)
 
     def _project(self, oracle, point: Point, edge: float) -> tuple[Point, int]:
         """Newton corrections onto M = {S ≤ 2/η, ∇L·u = 0}; returns the projected point (evaluated) and
