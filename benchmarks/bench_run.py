@@ -1,5 +1,5 @@
-"""The runner: re-scoring stored predictions, each baseline's cost per predicted step, and end-to-end runs
-of the tiny suite (local, and on Dask against the sequential run).
+"""The runner: re-scoring stored predictions, each baseline's cost per predicted step, end-to-end runs
+of the tiny suite (local, and on Dask against the sequential run), and building the leaderboard site.
 
 Each benchmark works in its own temporary ``EOSBENCH_HOME``. The end-to-end cases take minutes and run
 only with EOSBENCH_BENCH_SLOW=1.
@@ -8,6 +8,7 @@ only with EOSBENCH_BENCH_SLOW=1.
 import os
 import tempfile
 import time
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -120,3 +121,19 @@ class DaskScaling:
         return timed("--executor", "dask", "--workers", "2") / timed("--jobs", "1")
 
     track_dask_over_sequential.unit = "ratio"
+
+
+class SiteBuild:
+    """``eosbench leaderboard build`` from the committed results (no trajectories in the store: the
+    task pages then carry no curves)."""
+
+    timeout = 300
+
+    def setup(self):
+        self.results = Path(__file__).resolve().parents[1] / "leaderboard" / "results"
+        self.store = Store(tempfile.mkdtemp(prefix="eosbench-bench-"))
+
+    def time_build_site(self):
+        from eosbench.site.build import build_site
+
+        build_site(self.results, Path(tempfile.mkdtemp(prefix="eosbench-site-")) / "site", store=self.store)

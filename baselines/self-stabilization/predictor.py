@@ -20,6 +20,15 @@ def reduced_map(x: float, y: float, alpha: float, beta: float, lr: float) -> tup
     return -(1.0 + lr * y) * x, y + lr * (alpha - 0.5 * beta * x * x)
 
 
+def _projection_failure(point: "Point", previous_loss: float, edge: float, step: int) -> str | None:
+    """Why the projection onto M failed at ``step`` (None if it did not): S(θ†) not held within 1 % of 2/η,
+    or L(θ†), which projected descent lowers, rising by half (Newton steps outside their linear range)."""
+    if math.isfinite(point.loss) and point.loss <= 1.5 * previous_loss and point.sharpness <= edge * (1 + 1e-2):
+        return None
+    return (f"step {step}: the projection failed (S(θ†) = {point.sharpness:.4g} with 2/η = {edge:.4g}; "
+            f"L(θ†) went from {previous_loss:.3g} to {point.loss:.3g})")
+
+
 @dataclass
 class Point:
     """Quantities of the loss at one point: loss, gradient, top eigenpairs and ∇S."""
@@ -60,9 +69,10 @@ class SelfStabilization(Predictor):
       map's own x_t²; from the first time x_t² reaches 2α/β on (self-stabilization and after) it is the
       stationary 2α/β (0 when α ≤ 0: the run is leaving the edge).
       ⟨x²⟩ = 2α/β is checked on the map itself in tests (THEORY.md §4's synthetic setting).
-    * Regime: one unstable eigenvalue, α > 0, η small. When λ₂(θ†) > 1.9/η, or the projection cannot
-      hold S(θ†) within 1 % of 2/η (∇S = 0, as on a quadratic), the prediction stops there and
-      ``diagnostics["left_regime"]`` says at which step and why.
+    * Regime: one unstable eigenvalue, α > 0, η small. When λ₂(θ†) > 1.9/η, or the projection fails —
+      it cannot hold S(θ†) within 1 % of 2/η (∇S = 0, as on a quadratic), or its Newton steps leave
+      their linear range and L(θ†), which projected descent lowers, rises by half — the prediction stops
+      there and ``diagnostics["left_regime"]`` says at which step and why.
 
     Cost per step: per evaluation one warm-started top-2 LOBPCG, one gradient and one ∇³L[u, u]. The
     gradient step carries the first Newton correction predicted from θ† itself, so a step usually costs
@@ -86,14 +96,15 @@ class SelfStabilization(Predictor):
         rows: list[dict] = []
         series: dict[str, list] = {k: [] for k in ("step", "x", "y", "alpha", "beta", "sharpness_map", "loss_map",
                                                     "evaluations", "hvps", "d3s")}
-        left_regime = None
         active = stabilized = False
         before = oracle.counters.snapshot()
         point = self._evaluate(oracle, problem.theta0)
         x = float(oracle.to_numpy(point.u) @ oracle.to_numpy(point.grad)) / point.sharpness
+        start_loss = point.loss
         point, evaluations = self._project(oracle, point, edge)
+        left_regime = _projection_failure(point, start_loss, edge, problem.t0)
         y = point.sharpness - edge
-        for step in range(problem.t0, last + 1):
+        for step in range(problem.t0, last + 1 if left_regime is None else problem.t0):
             active = active or point.sharpness >= edge * (1 - 1e-4)
             if lr * float(point.values[1]) > REGIME_EIG2:
                 left_regime = f"step {step}: η·λ₂(θ†) = {lr * point.values[1]:.3f} > {REGIME_EIG2}"
@@ -120,10 +131,10 @@ class SelfStabilization(Predictor):
             if step == last:
                 break
             x, y = reduced_map(x, y, alpha, beta, lr)
+            previous_loss = point.loss
             point, evaluations = self._project(oracle, self._predicted_step(oracle, point, lr, edge), edge)
-            if not math.isfinite(point.loss) or point.sharpness > edge * (1 + 1e-2):
-                left_regime = (f"step {step + 1}: the projection cannot hold S at 2/η (S(θ†) = "
-                               f"{point.sharpness:.4g}, 2/η = {edge:.4g}, loss {point.loss:.3g})")
+            left_regime = _projection_failure(point, previous_loss, edge, step + 1)
+            if left_regime is not None:
                 break
         diagnostics = {"left_regime": left_regime, "series": series,
                        "mean_x2": [max(2 * a / b, 0.0) if b > 0 else None
