@@ -321,7 +321,7 @@ def _run_or_score(ctx: click.Context, predictors: tuple[str, ...], task_ids, sui
                   budget: float | None = None, device: str | None = None, executor: str = "local", jobs: int = 1,
                   address: str | None = None, workers: int | None = None) -> None:
     from eosbench.executors import make_executor
-    from eosbench.runner import REFERENCE, RunContext, publish as publish_record, run
+    from eosbench.runner import REFERENCE, RunContext, publish as publish_record, run_many
 
     registry = _registry(plugins)
     refs = [registry.get(name) for name in predictors]
@@ -330,7 +330,6 @@ def _run_or_score(ctx: click.Context, predictors: tuple[str, ...], task_ids, sui
     specs = _select(catalog, task_ids, suite, device)
     store = _store(ctx)
     store.clean_partial()
-    records = []
     with console.status("starting", spinner="dots") as status:
         pool = make_executor(executor, jobs=jobs, address=address, workers=workers)
         try:
@@ -338,9 +337,8 @@ def _run_or_score(ctx: click.Context, predictors: tuple[str, ...], task_ids, sui
                                  data_dir=str(data_dir) if data_dir else None, force=force, cached_only=cached_only,
                                  budget_seconds=budget, executor=pool,
                                  on_event=None if as_json else (lambda msg: status.update(msg)))
-            for ref in refs:
-                records.append(run(ref, specs, run_ctx, tracks=list(tracks) or None, suite=suite or "custom",
-                                   reference=registry.refs.get(REFERENCE)))
+            records = run_many(refs, specs, run_ctx, tracks=list(tracks) or None, suite=suite or "custom",
+                               reference=registry.refs.get(REFERENCE))
         finally:
             pool.close()
     for record in records:

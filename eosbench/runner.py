@@ -423,12 +423,27 @@ def aggregate(tasks: dict[str, dict]) -> dict:
     return out
 
 
+def _tracks_of(ref: PredictorRef, cls: type, tracks: list[str] | None) -> list[str]:
+    declared = list(ref.manifest.get("tracks") or cls.tracks)
+    return [t for t in (tracks or declared) if t in declared]
+
+
+def _units_of(ref: PredictorRef, specs: list[TaskSpec], tracks: list[str] | None,
+              reference: PredictorRef | None) -> list[Unit]:
+    """Every unit a run of ``ref`` needs: its own on each track, and the reference's it is scored against."""
+    cls = ref.load()
+    wanted = _tracks_of(ref, cls, tracks)
+    units = [(ref, cls, spec, track) for track in wanted for spec in specs
+             if track != "phase" or spec.family is not None]
+    if reference is not None and reference.name != ref.name:
+        units += [(reference, reference.load(), spec, track) for track in wanted if track != "phase" for spec in specs]
+    return units
+
+
 def run(ref: PredictorRef, specs: list[TaskSpec], ctx: RunContext, *, tracks: list[str] | None = None,
         suite: str | None = None, reference: PredictorRef | None = None) -> dict:
     """Run ``ref`` on ``specs`` over the tracks it declares (or ``tracks``) and return the result record."""
     cls = ref.load()
-    declared = list(ref.manifest.get("tracks") or cls.tracks)
-    wanted = [t for t in (tracks or declared) if t in declared]
     record: dict[str, Any] = {
         "schema_version": RESULT_SCHEMA_VERSION, "kind": "eosbench-result",
         "predictor": {"name": ref.name, "version": ref.version, "source": ref.source,
@@ -438,18 +453,21 @@ def run(ref: PredictorRef, specs: list[TaskSpec], ctx: RunContext, *, tracks: li
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": {"machine": platform.machine(), "system": platform.system(), "python": platform.python_version()},
         "tracks": {}}
-    # every unit of every track in one pool, so the workers stay busy across track boundaries
-    units = [(ref, cls, spec, track) for track in wanted for spec in specs
-             if track != "phase" or spec.family is not None]
-    if reference is not None and reference.name != ref.name:
-        units += [(reference, reference.load(), spec, track) for track in wanted if track != "phase" for spec in specs]
-    _predict_all(units, ctx)
-    for track in wanted:
+    _predict_all(_units_of(ref, specs, tracks, reference), ctx)  # every track's units in one pool
+    for track in _tracks_of(ref, cls, tracks):
         if track == "phase":
             record["tracks"]["phase"] = run_phase_track(ref, cls, specs, ctx)
         else:
             record["tracks"][track] = run_forecast_track(ref, cls, specs, track, ctx, reference)
     return record
+
+
+def run_many(refs: list[PredictorRef], specs: list[TaskSpec], ctx: RunContext, *, tracks: list[str] | None = None,
+             suite: str | None = None, reference: PredictorRef | None = None) -> list[dict]:
+    """:func:`run` for several predictors, with all their units predicted in one pool first, so the
+    workers stay busy across predictor boundaries."""
+    _predict_all([unit for ref in refs for unit in _units_of(ref, specs, tracks, reference)], ctx)
+    return [run(ref, specs, ctx, tracks=tracks, suite=suite, reference=reference) for ref in refs]
 
 
 def publish(record: dict, results_dir: Path) -> Path:
