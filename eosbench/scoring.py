@@ -5,7 +5,7 @@ flow predict their time average, so forecasts are compared with the measured ser
 Gaussian of σ steps (the task's ``scoring.smoothing``):
 
 * ``sharpness_error`` = mean over scored steps of |Ŝ − S̄| / threshold (threshold = 2/η for GD);
-* ``loss_error`` = mean of |log L̂ − log L̄| (both clipped at 1e-8 × the first scored measured loss);
+* ``loss_error`` = mean of |log L̂ − log L̄| (both clipped at 1e-8 × the measured loss at step 0);
 * ``onset_error`` = |t̂ − t| / T for the first step with S ≥ threshold (a run that never crosses counts
   as crossing at T; trajectory track only);
 * phase: ``phase_accuracy`` (share of sweep members labelled right) and ``critical_c_error`` (mean
@@ -50,15 +50,16 @@ def sharpness_error(predicted: pd.Series, smoothed: pd.Series, threshold: float)
 
 
 LOSS_FLOOR = 1e-8
-"""Losses below LOSS_FLOOR × (the measured loss at the first scored step) count as converged: both sides
-are clipped there, so two runs that both reached ~0 do not differ by |log 1e-32 − log 1e-30|."""
+"""Losses below LOSS_FLOOR × (the run's measured loss at step 0) count as converged: both sides are
+clipped there, so two runs that both reached ~0 do not differ by |log 1e-32 − log 1e-30| (nor by
+hundreds when the measured loss has underflowed to exactly 0 before a forecast's origin)."""
 
 
-def loss_error(predicted: pd.Series, smoothed: pd.Series) -> float:
+def loss_error(predicted: pd.Series, smoothed: pd.Series, initial_loss: float) -> float:
     p, m = _aligned(predicted, smoothed)
     if not len(p):
         return math.nan
-    floor = LOSS_FLOOR * max(abs(m[0]), np.finfo(float).tiny)
+    floor = LOSS_FLOOR * max(abs(initial_loss), np.finfo(float).tiny)
     return float(np.mean(np.abs(np.log(np.maximum(p, floor)) - np.log(np.maximum(m, floor)))))
 
 
@@ -88,7 +89,7 @@ def forecast_metrics(prediction: Prediction, measured: pd.DataFrame, *, threshol
     if "loss" in frame:
         covered.append("loss")
         smoothed = smooth(measured["loss"], sigma).loc[lambda s: s.index.isin(steps)]
-        metrics["loss_error"] = loss_error(frame["loss"], smoothed)
+        metrics["loss_error"] = loss_error(frame["loss"], smoothed, measured["loss"].dropna().iloc[0])
     if with_onset and ("onset_step" in prediction.scalars or "sharpness" in frame) and "sharpness" in measured:
         covered.append("onset")
         predicted = prediction.scalars.get("onset_step")

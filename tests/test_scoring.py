@@ -24,10 +24,19 @@ def test_errors_by_hand():
     predicted = pd.Series([5.0, 4.0, 3.0], index=[0, 1, 2])
     assert sharpness_error(predicted, measured, threshold=4.0) == pytest.approx((1 + 0 + 1) / 3 / 4)
     loss = pd.Series([1.0, 0.1], index=[0, 1])
-    assert loss_error(pd.Series([math.e, 0.1], index=[0, 1]), loss) == pytest.approx(0.5)
+    assert loss_error(pd.Series([math.e, 0.1], index=[0, 1]), loss, initial_loss=1.0) == pytest.approx(0.5)
     assert onset_error(120, 100, 0, 400) == pytest.approx(0.05)
     assert onset_error(None, 100, 0, 400) == pytest.approx(0.75)  # never crossing counts as crossing at T
     assert skill(0.5, 1.0) == pytest.approx(0.5) and math.isnan(skill(0.5, 0.0))
+
+
+def test_loss_error_treats_losses_below_the_floor_as_converged():
+    """A forecast made after the measured loss underflowed to exactly 0 (ℓ(xy) after ~100 steps) scores 0
+    for predicting 1e-40: both sides sit below 1e-8 × the loss at step 0."""
+    converged = pd.Series([0.0, 0.0, 0.0], index=[100, 200, 300])
+    assert loss_error(pd.Series([1e-40, 1e-30, 0.0], index=[100, 200, 300]), converged, initial_loss=1e-3) == 0.0
+    above = pd.Series([1e-10, 1e-11, 1e-11], index=[100, 200, 300])  # 1e-10 is above the floor 1e-11
+    assert loss_error(above, converged, initial_loss=1e-3) == pytest.approx(math.log(10) / 3)
 
 
 def test_phase_metrics_penalize_a_missed_critical_value():
