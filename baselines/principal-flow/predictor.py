@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 from eosbench.predictor import Prediction, Predictor, Problem
+from eosbench.scoring import smooth
 from eosbench.spec import TaskSpec
 
 
@@ -49,10 +51,16 @@ class PrincipalFlow(Predictor):
     complement. With k covering the spectrum the two coincide (tested). The h²/12 third-order term of
     the paper is not included. Validity: near-quadratic regions; without the cubic terms the flow
     predicts the instability at ηS > 2, not the self-stabilization that follows.
+
+    Output: PF is a model of the iterates (at integer τ it is GD's oscillating trajectory, not its mean),
+    while eosbench scores time averages against the Gaussian-smoothed measurement. The frame therefore
+    holds the flow's iterates smoothed by the same Gaussian (the task's ``scoring.smoothing``), the
+    flow's own estimate of the time average; the iterates themselves are kept in
+    ``diagnostics["iterates"]`` and the onset is the first iterate with S ≥ 2/η.
     """
 
     name = "principal-flow"
-    version = "1.0.0"
+    version = "1.1.0"
     exact_max_params = 64
 
     def __init__(self, mode: str = "auto", k: int = 4, substeps: int = 2, eig_tol: float = 1e-3):
@@ -106,8 +114,13 @@ class PrincipalFlow(Predictor):
                 imag = imag + oracle.asarray(delta.imag)
             if stopped or step == max(wanted):
                 break
-        prediction = Prediction.from_rows(rows, diagnostics={"mode": "exact" if exact else f"top-{self.k}",
-                                                             "substeps": self.substeps, "stopped": stopped})
+        iterates = Prediction.from_rows(rows).frame
+        sigma = problem.task.scoring.smoothing
+        averaged = pd.DataFrame({c: smooth(iterates[c].dropna(), sigma) for c in iterates.columns},
+                                index=iterates.index)
+        prediction = Prediction(frame=averaged, diagnostics={
+            "mode": "exact" if exact else f"top-{self.k}", "substeps": self.substeps, "stopped": stopped,
+            "iterates": iterates.reset_index().to_dict("list")})
         onset = [r["step"] for r in rows if r.get("sharpness", -math.inf) >= problem.threshold]
         if onset:
             prediction.scalars["onset_step"] = onset[0]
