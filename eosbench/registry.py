@@ -67,6 +67,13 @@ class PredictorRef:
         if not (inspect.isclass(cls) and issubclass(cls, Predictor)):
             raise PluginError(f"Predictor {self.name!r} ({self.location}): {self.entry or cls!r} is not a "
                               "subclass of eosbench.predictor.Predictor.")
+        if self.source in ("builtin", "submission"):  # a folder's manifest and its class must agree
+            disagree = [f"{attr} is {getattr(cls, attr, None)!r} in the class but {self.manifest.get(attr)!r} in "
+                        "the manifest" for attr in ("name", "version")
+                        if str(getattr(cls, attr, None)) != str(self.manifest.get(attr))]
+            if disagree:
+                raise PluginError(f"Predictor {self.name!r} ({self.location}): {'; '.join(disagree)} (results "
+                                  "are keyed by name and version, so the two must agree)")
         return cls
 
 
