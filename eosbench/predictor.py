@@ -115,7 +115,8 @@ class Prediction:
         scalars: any of ``onset_step`` (first step with sharpness ≥ threshold), ``final_sharpness``,
             ``phase`` (one of :data:`PHASES`), ``critical_c`` (dict name → value).
         diagnostics: free-form numbers worth keeping (e.g. α, β of self-stabilization); not scored.
-        cost: filled in by the runner (wall seconds, gradients, HVPs, third-derivative products).
+        cost: filled in by the runner (wall seconds, gradients, HVPs, third-derivative products); a
+            predictor may add entries of its own (e.g. ``solver_seconds``), which the runner keeps.
     """
 
     frame: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(index=pd.Index([], name="step")))

@@ -73,7 +73,8 @@ def predict_unit(ref: PredictorRef, spec: TaskSpec, track: str, trajectory: Traj
         prediction = predictor.predict(problem)
         if not isinstance(prediction, Prediction):
             raise TypeError(f"predict() returned {type(prediction).__name__}, not eosbench.predictor.Prediction")
-        cost = {"wall_seconds": time.perf_counter() - started, **oracle.counters.since(before)}
+        cost = {**{k: float(v) for k, v in prediction.cost.items()},  # the predictor's own entries, e.g. solver time
+                "wall_seconds": time.perf_counter() - started, **oracle.counters.since(before)}
         out[t0] = {"frame": prediction.frame, "scalars": prediction.scalars,
                    "diagnostics": prediction.diagnostics, "cost": cost}
     return out
