@@ -31,9 +31,14 @@ period 2^k, chaos (positive Lyapunov exponent of the map), or the iterates diver
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+
+from eosbench.spec import TaskSpec
+from eosbench.tracks import label_series
 
 DIVERGE_LOSS = 1e8
 
@@ -149,3 +154,53 @@ def catapult_phase(c: float, c_loss: float = C_LOSS, c_max: float = C_MAX) -> st
     """The early-training phase at c = η·λ0: ``monotone`` below c_loss, ``catapult`` up to c_max,
     ``diverge`` above."""
     return "monotone" if c < c_loss else "catapult" if c < c_max else "diverge"
+
+
+# ------------------------------------------------------------------------------ an orbit as a measured run
+def plan_steps(task: TaskSpec, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+    """Steps in [start, end] at which the task's plan measures the loss, and the sharpness."""
+    plan, steps = task.measure, np.arange(start, end + 1)
+    last = steps == task.steps
+    loss = steps[(steps % plan.every == 0) | last]
+    sharp = steps[(steps % plan.sharpness_every == 0) | last] if plan.sharpness_every else steps[:0]
+    return loss, sharp
+
+
+def orbit_series(orbit: Orbit, task: TaskSpec, t0: int) -> dict[str, pd.Series]:
+    """The orbit (iterate i at step t0 + i) sampled like the task's measurement, up to its last iterate
+    (the diverging state, if any, has a loss but no sharpness, as in the measurement)."""
+    end = t0 + len(orbit.f) - 1
+    loss_steps, sharp_steps = plan_steps(task, t0, end)
+    if orbit.diverged:
+        sharp_steps = sharp_steps[sharp_steps < end]
+    values = {"loss": orbit.loss, "grad_norm": orbit.grad_norm, "sharpness": orbit.sharpness}
+    out = {}
+    for name, steps in (("loss", loss_steps), ("grad_norm", loss_steps), ("sharpness", sharp_steps)):
+        series = pd.Series(values[name][steps - t0], index=pd.Index(steps, name="step"), name=name)
+        out[name] = series[np.isfinite(series.to_numpy())]  # a non-finite loss is not scored (nor kept)
+    return out
+
+
+def orbit_label(orbit: Orbit, task: TaskSpec, t0: int, lr: float) -> str:
+    """The project's phase rules (:func:`eosbench.tracks.label_series`) applied to an orbit run at η = lr."""
+    series = orbit_series(orbit, task, t0)
+    return label_series(series["loss"], series["sharpness"] * lr / 2, diverged=orbit.diverged)
+
+
+def scan_critical(label: Callable[[float], str], lo: float, hi: float, points: int = 241,
+                  bisections: int = 30) -> dict[str, float]:
+    """``c_loss`` (first boundary out of ``monotone``) and ``c_max`` (first boundary into ``diverge``) of
+    ``label`` over [lo, hi]: a log grid of ``points``, each boundary then refined by bisection."""
+    grid = np.geomspace(lo, hi, points)
+    labels = [label(float(x)) for x in grid]
+    out = {}
+    for key, left in (("c_loss", lambda s: s == "monotone"), ("c_max", lambda s: s != "diverge")):
+        i = next((i for i in range(points - 1) if left(labels[i]) and not left(labels[i + 1])), None)
+        if i is None:
+            continue
+        a, b = float(grid[i]), float(grid[i + 1])
+        for _ in range(bisections):
+            mid = math.sqrt(a * b)
+            a, b = (mid, b) if left(label(mid)) else (a, mid)
+        out[key] = math.sqrt(a * b)
+    return out

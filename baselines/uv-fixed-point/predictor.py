@@ -11,9 +11,8 @@ from scipy.optimize import minimize
 from eosbench.predictor import Prediction, Predictor, Problem
 from eosbench.scoring import smooth
 from eosbench.spec import TaskSpec
-from eosbench.tracks import label_series
 from eosbench.uvmap import (DIVERGE_LOSS, Orbit, catapult_phase, classify_orbit, ntk_from_sharpness,
-                            uv_orbit)
+                            orbit_label, orbit_series, scan_critical, uv_orbit)
 
 
 def exact_uv(task: TaskSpec) -> tuple[float, float] | None:
@@ -35,30 +34,6 @@ def uv_state(theta: np.ndarray, width: float) -> tuple[float, float]:
     return float(theta[:w] @ theta[w:]) / math.sqrt(width), float(theta @ theta) / width
 
 
-def plan_steps(task: TaskSpec, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
-    """Steps in [start, end] at which the task's plan measures the loss, and the sharpness."""
-    plan, steps = task.measure, np.arange(start, end + 1)
-    last = steps == task.steps
-    loss = steps[(steps % plan.every == 0) | last]
-    sharp = steps[(steps % plan.sharpness_every == 0) | last] if plan.sharpness_every else steps[:0]
-    return loss, sharp
-
-
-def orbit_series(problem: Problem, orbit: Orbit) -> dict[str, pd.Series]:
-    """The orbit (iterate i at step t0 + i) sampled like the measurement, up to its last iterate (the
-    diverging state, if any, has a loss but no sharpness, as in the measurement)."""
-    end = problem.t0 + len(orbit.f) - 1
-    loss_steps, sharp_steps = plan_steps(problem.task, problem.t0, end)
-    if orbit.diverged:
-        sharp_steps = sharp_steps[sharp_steps < end]
-    values = {"loss": orbit.loss, "grad_norm": orbit.grad_norm, "sharpness": orbit.sharpness}
-    out = {}
-    for name, steps in (("loss", loss_steps), ("grad_norm", loss_steps), ("sharpness", sharp_steps)):
-        series = pd.Series(values[name][steps - problem.t0], index=pd.Index(steps, name="step"), name=name)
-        out[name] = series[np.isfinite(series.to_numpy())]  # a non-finite loss is not scored (nor kept)
-    return out
-
-
 def averaged_frame(problem: Problem, series: dict[str, pd.Series]) -> pd.DataFrame:
     """The iterates smoothed by the task's Gaussian, as the measurement is before scoring: the observed
     prefix (≤ t0) is prepended so the smoothing window sees what the measured one sees; only requested
@@ -71,12 +46,6 @@ def averaged_frame(problem: Problem, series: dict[str, pd.Series]) -> pd.DataFra
         smoothed = smooth(joined, sigma)
         columns[name] = smoothed[smoothed.index.isin(problem.step_set)]
     return pd.DataFrame(columns).rename_axis("step")
-
-
-def orbit_label(problem: Problem, orbit: Orbit, lr: float) -> str:
-    """The project's phase rules (:func:`eosbench.tracks.label_series`) applied to a predicted run at η = lr."""
-    series = orbit_series(problem, orbit)
-    return label_series(series["loss"], series["sharpness"] * lr / 2, diverged=orbit.diverged)
 
 
 class UVFixedPoint(Predictor):
@@ -135,7 +104,7 @@ class UVFixedPoint(Predictor):
         prediction.diagnostics.update(model="exact", width=width, target=target, eta_c=math.sqrt(width) / abs(target)
                                       if target else math.inf, f0=f0, ntk0=lam0)
         if problem.track == "phase":
-            prediction.scalars["phase"] = orbit_label(problem, orbit, problem.lr)
+            prediction.scalars["phase"] = orbit_label(orbit, problem.task, problem.t0, problem.lr)
             prediction.scalars["critical_c"] = self._critical(problem, f0, lam0, width, target)
         return prediction
 
@@ -144,24 +113,13 @@ class UVFixedPoint(Predictor):
         runs over a log grid of the sweep variable (c = η·λ0 if the task sets c, else η), then bisection."""
         relative = problem.task.optimizer.c is not None
         s0 = float(Orbit(np.array([f0]), np.array([lam0]), width, target, False).sharpness[0])
-        grid = np.geomspace(0.05, 50.0, 241) / (1.0 if relative else s0)  # c from 0.05 to 50 either way
 
         def label(x: float) -> str:
             lr = x / s0 if relative else x
-            return orbit_label(problem, self._run(problem, f0, lam0, lr, width, target), lr)
+            return orbit_label(self._run(problem, f0, lam0, lr, width, target), problem.task, problem.t0, lr)
 
-        labels = [label(x) for x in grid]
-        out = {}
-        for key, left in (("c_loss", lambda s: s == "monotone"), ("c_max", lambda s: s != "diverge")):
-            i = next((i for i in range(len(grid) - 1) if left(labels[i]) and not left(labels[i + 1])), None)
-            if i is None:
-                continue
-            lo, hi = float(grid[i]), float(grid[i + 1])
-            for _ in range(30):
-                mid = math.sqrt(lo * hi)
-                lo, hi = (mid, hi) if left(label(mid)) else (lo, mid)
-            out[key] = math.sqrt(lo * hi)
-        return out
+        scale = 1.0 if relative else 1.0 / s0  # c from 0.05 to 50 either way
+        return scan_critical(label, 0.05 * scale, 50.0 * scale)
 
     # ------------------------------------------------------------------ effective
     def _effective(self, problem: Problem) -> Prediction:
@@ -211,7 +169,7 @@ class UVFixedPoint(Predictor):
 
     # ------------------------------------------------------------------ output
     def _answer(self, problem: Problem, orbit: Orbit, attractor: str) -> Prediction:
-        series = orbit_series(problem, orbit)
+        series = orbit_series(orbit, problem.task, problem.t0)
         iterates = pd.DataFrame(series).rename_axis("step")
         iterates = iterates[iterates.index.isin(problem.step_set)]
         frame = averaged_frame(problem, series)
