@@ -16,6 +16,7 @@ from eosbench.measure import measure
 from eosbench.oracle import build_oracle
 from eosbench.predictor import Budget
 from eosbench.registry import Registry
+from eosbench.results import ResultRecord
 from eosbench.scoring import spearman
 from eosbench.tracks import make_problem, phase_label
 from eosbench.uvmap import classify_orbit, uv_orbit, uv_sharpness
@@ -252,30 +253,31 @@ def test_spearman_by_hand():
 GRID = """\
 id: sgd-b{batch}
 tier: tiny
-data: {{name: digits, n: 128}}
-model: {{arch: mlp, widths: [16], activation: tanh, init: {{scheme: lecun, scale: 0.5}}, seed: 0}}
+data: {{name: digits, n: 64}}
+model: {{arch: mlp, widths: [8], activation: tanh, init: {{scheme: lecun, scale: 0.3}}, seed: 0}}
 loss: mse
 optimizer: {{name: sgd, lr: 0.1, batch_size: {batch}, seed: 0}}
-steps: 120
-measure: {{k: 1, every: 5, sharpness_every: 10, checkpoints: 60}}
-sweep: {{lr: [0.05, 0.2, 0.8]}}
+steps: 80
+measure: {{k: 1, every: 5, sharpness_every: 10, checkpoints: 40}}
+sweep: {{lr: [0.2, 0.8, 3.2]}}
 """
 
 
 def test_break_even_is_scored_by_rank_correlation_end_to_end(tmp_path, monkeypatch):
-    """eosbench run break-even on a 2 × 3 SGD grid: per-family and pooled Spearman ρ equal scipy's on the
+    """eosbench run break-even on a 2 × 3 SGD grid (batch 8 and 32 of 64 digits, η ∈ {0.2, 0.8, 3.2}): per-family and pooled Spearman ρ equal scipy's on the
     recorded predicted and measured maximal sharpness; the record validates; labels are not covered."""
     tasks = tmp_path / "tasks"
     tasks.mkdir()
-    for batch in (16, 64):
+    for batch in (8, 32):
         (tasks / f"sgd-b{batch}.yaml").write_text(GRID.format(batch=batch))
-    (tasks / "suites.yaml").write_text("grid: [sgd-b16, sgd-b64]\n")
+    (tasks / "suites.yaml").write_text("grid: [sgd-b8, sgd-b32]\n")
     monkeypatch.setenv("EOSBENCH_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("EOSBENCH_TASKS", str(tasks))
-    result = CliRunner().invoke(main, ["run", "break-even", "--suite", "grid", "--json", "--publish",
-                                       "--results-dir", str(tmp_path / "results")], catch_exceptions=False)
+    result = CliRunner().invoke(main, ["run", "break-even", "--suite", "grid", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    phase = json.loads(result.output)["tracks"]["phase"]
+    record = json.loads(result.output)
+    ResultRecord.model_validate(record)
+    phase = record["tracks"]["phase"]
     pooled_p, pooled_m = {}, {}
     for family in phase["families"].values():
         p, m = family["predicted_max_sharpness"], family["measured_max_sharpness"]
@@ -290,6 +292,4 @@ def test_break_even_is_scored_by_rank_correlation_end_to_end(tmp_path, monkeypat
     rho = spearmanr([pooled_p[k] for k in keys], [pooled_m[k] for k in keys]).statistic
     assert phase["aggregate"]["max_sharpness_spearman"] == pytest.approx(rho)
     print("break-even on the 2 × 3 grid: pooled ρ =", rho)
-    from eosbench.results import load_result
-
-    load_result(next((tmp_path / "results" / "break-even").glob("grid@*.json")))
+    assert rho > 0.5  # on this grid larger η/B does reach a lower maximal sharpness
