@@ -369,7 +369,8 @@ def run_forecast_track(ref: PredictorRef, cls: type, specs: list[TaskSpec], trac
 
 def run_phase_track(ref: PredictorRef, cls: type, specs: list[TaskSpec], ctx: RunContext) -> dict:
     """The phase track over the sweep families among ``specs``: labels, accuracy and critical values, and
-    the rank correlation of ordinal ``max_sharpness`` predictions (per family and pooled over families)."""
+    the rank correlation of ordinal ``max_sharpness`` predictions (per family and pooled over families).
+    A family on none of whose members the theory applies is left out."""
     families: dict[str, list[TaskSpec]] = {}
     for spec in specs:
         if spec.family is not None:
@@ -398,6 +399,8 @@ def run_phase_track(ref: PredictorRef, cls: type, specs: list[TaskSpec], ctx: Ru
                     predicted_max[spec.id] = float(scalars["max_sharpness"])
             elif outcome.error:
                 errors[spec.id] = outcome.error
+        if statuses and all(status == "not-applicable" for status in statuses.values()):
+            continue  # the theory makes no claim on this family: not scored (nor counted as wrong)
         xs = [v for _, v in values]
         measured_critical = critical_values(xs, [measured[i] for i, _ in values])
         if not predicted_critical and len(predicted) == len(values):
