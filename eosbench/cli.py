@@ -284,11 +284,16 @@ def _print_record(record: dict) -> None:
     for track, result in record["tracks"].items():
         if track == "phase":
             table = Table(title=f"{record['predictor']['name']} · phase track")
-            for col in ("family", "accuracy", "critical c error", "measured", "predicted"):
+            for col in ("family", "accuracy", "critical c error", "ρ max S", "measured", "predicted"):
                 table.add_column(col)
+
+            def num(value, spec):
+                return "-" if value is None else format(value, spec)
+
             for fam, f in result["families"].items():
-                crit = f["metrics"].get("critical_c_error")
-                table.add_row(fam, f"{f['metrics']['phase_accuracy']:.2f}", "-" if crit is None else f"{crit:.3f}",
+                m = f["metrics"]
+                table.add_row(fam, num(m.get("phase_accuracy"), ".2f"), num(m.get("critical_c_error"), ".3f"),
+                              num(m.get("max_sharpness_spearman"), ".2f"),
                               " ".join(f["measured"].get(t, "?") for t in f["values"]),
                               " ".join(f["predicted"].get(t, "·") for t in f["values"]))
             out.print(table)

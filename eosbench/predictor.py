@@ -11,7 +11,8 @@ Tracks (how a problem is posed, see :mod:`eosbench.tracks`):
 * ``trajectory`` — t0 = 0; forecast every measured step of the run.
 * ``forecast`` — t0 at 25/50/75 % of the run; forecast the next ``horizon`` steps.
 * ``phase`` — one problem per member of a learning-rate sweep (t0 = 0); answer the scalar ``phase``
-  (``monotone``, ``catapult``, ``eos`` or ``diverge``), and optionally the series too.
+  (``monotone``, ``catapult``, ``eos`` or ``diverge``), and optionally the series too; or an ordinal
+  ``max_sharpness`` (only its ranks across the sweep's members are scored, by Spearman's ρ).
 
 Rules: a predictor never sees measurements past t0 (the prefix it gets has no later rows); it gets the
 task's spec with its id and description blanked, so it must work from the mathematics, not from a
@@ -50,7 +51,7 @@ TRACKS: tuple[str, ...] = ("trajectory", "forecast", "phase")
 PHASES: tuple[str, ...] = ("monotone", "catapult", "eos", "diverge")
 SERIES = ("loss", "sharpness", "grad_norm", "accuracy")
 """Series a prediction may hold, besides ``eig_2``, ``eig_3``, ... (scored against the smoothed measurement)."""
-SCALARS = ("onset_step", "final_sharpness", "phase", "critical_c")
+SCALARS = ("onset_step", "final_sharpness", "phase", "critical_c", "max_sharpness")
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,9 @@ class Prediction:
         frame: indexed by step (a subset of ``problem.steps``), with any of the columns ``loss``,
             ``sharpness``, ``eig_2``.., ``grad_norm``, ``accuracy``. Missing columns are "not covered".
         scalars: any of ``onset_step`` (first step with sharpness ≥ threshold), ``final_sharpness``,
-            ``phase`` (one of :data:`PHASES`), ``critical_c`` (dict name → value).
+            ``phase`` (one of :data:`PHASES`), ``critical_c`` (dict name → value), ``max_sharpness`` (the
+            largest sharpness along the run; on the phase track an ordinal prediction: only its ranks
+            over the sweep, and over all the suite's sweeps, are scored).
         diagnostics: free-form numbers worth keeping (e.g. α, β of self-stabilization); not scored.
         cost: filled in by the runner (wall seconds, gradients, HVPs, third-derivative products); a
             predictor may add entries of its own (e.g. ``solver_seconds``), which the runner keeps.

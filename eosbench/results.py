@@ -69,6 +69,8 @@ class FamilyResult(_Record):
     errors: dict[str, str]
     family_params: dict[str, float]
     metrics: dict[str, float | None]
+    predicted_max_sharpness: dict[str, float] = Field(default_factory=dict, description="ordinal predictions")
+    measured_max_sharpness: dict[str, float] = Field(default_factory=dict)
 
 
 class PhaseTrack(_Record):

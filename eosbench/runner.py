@@ -33,7 +33,7 @@ from eosbench.measure import measure
 from eosbench.predictor import PHASES, SERIES, Budget, Prediction
 from eosbench.registry import PredictorRef
 from eosbench.results import RESULT_SCHEMA_VERSION
-from eosbench.scoring import forecast_metrics, phase_metrics, skill
+from eosbench.scoring import forecast_metrics, phase_metrics, skill, spearman
 from eosbench.spec import TaskSpec, spec_hash
 from eosbench.store import Store, atomic_directory
 from eosbench.tracks import (critical_values, make_problem, measured_frame, origins, phase_label,
@@ -148,8 +148,8 @@ def validate_prediction(payload: dict, requested: np.ndarray, track: str) -> str
     phase = payload["scalars"].get("phase")
     if phase is not None and phase not in PHASES:
         return f"phase {phase!r} is not one of {', '.join(PHASES)}"
-    if track == "phase" and phase is None and not len(frame):
-        return "the phase track needs the scalar 'phase'"
+    if track == "phase" and phase is None and payload["scalars"].get("max_sharpness") is None and not len(frame):
+        return "the phase track needs the scalar 'phase' (or the ordinal 'max_sharpness')"
     return None
 
 
@@ -369,7 +369,9 @@ def run_forecast_track(ref: PredictorRef, cls: type, specs: list[TaskSpec], trac
 
 
 def run_phase_track(ref: PredictorRef, cls: type, specs: list[TaskSpec], ctx: RunContext) -> dict:
-    """The phase track over the sweep families among ``specs``: labels, accuracy and critical values."""
+    """The phase track over the sweep families among ``specs``: labels, accuracy and critical values, and
+    the rank correlation of ordinal ``max_sharpness`` predictions (per family and pooled over families).
+    A family on none of whose members the theory applies is left out."""
     families: dict[str, list[TaskSpec]] = {}
     for spec in specs:
         if spec.family is not None:
@@ -379,33 +381,52 @@ def run_phase_track(ref: PredictorRef, cls: type, specs: list[TaskSpec], ctx: Ru
         ctx.say(f"phase: {family}")
         measured, predicted, values, errors, statuses = {}, {}, [], {}, {}
         predicted_critical: dict[str, float] = {}
+        predicted_max, measured_max = {}, {}
         for spec, outcome in zip(members, _predict_all([(ref, cls, m, "phase") for m in members], ctx)):
             statuses[spec.id] = outcome.status
             if outcome.status == "skipped":
                 continue
-            measured[spec.id] = phase_label(ground_truth(spec, ctx))
+            trajectory = ground_truth(spec, ctx)
+            measured[spec.id] = phase_label(trajectory)
+            if len(trajectory.series("sharpness")):
+                measured_max[spec.id] = float(trajectory.series("sharpness").max())
             values.append((spec.id, spec.optimizer.c if spec.optimizer.c is not None else spec.optimizer.lr))
             if outcome.status == "ok":
                 scalars = outcome.payloads[0]["scalars"]
                 if "phase" in scalars:
                     predicted[spec.id] = scalars["phase"]
                 predicted_critical.update(scalars.get("critical_c") or {})
+                if scalars.get("max_sharpness") is not None:
+                    predicted_max[spec.id] = float(scalars["max_sharpness"])
             elif outcome.error:
                 errors[spec.id] = outcome.error
+        if statuses and all(status == "not-applicable" for status in statuses.values()):
+            continue  # the theory makes no claim on this family: not scored (nor counted as wrong)
         xs = [v for _, v in values]
         measured_critical = critical_values(xs, [measured[i] for i, _ in values])
         if not predicted_critical and len(predicted) == len(values):
             predicted_critical = critical_values(xs, [predicted[i] for i, _ in values])
         key = "c" if members[0].optimizer.c is not None else "lr"
+        ordinal_only = bool(predicted_max) and not predicted and not predicted_critical
+        metrics = {} if ordinal_only else phase_metrics(predicted, measured, predicted_critical, measured_critical, xs)
+        if predicted_max:
+            metrics["max_sharpness_spearman"] = spearman(predicted_max, measured_max)
         out[family] = {"sweep": key, "values": dict(values), "measured": measured, "predicted": predicted,
                        "measured_critical": measured_critical, "predicted_critical": predicted_critical,
                        "status": statuses, "errors": errors, "family_params": dict(members[0].family_params),
-                       "metrics": phase_metrics(predicted, measured, predicted_critical, measured_critical, xs)}
-    accuracies = [f["metrics"]["phase_accuracy"] for f in out.values()]
+                       "metrics": metrics}
+        if predicted_max:
+            out[family].update(predicted_max_sharpness=predicted_max, measured_max_sharpness=measured_max)
+    accuracies = [f["metrics"]["phase_accuracy"] for f in out.values() if "phase_accuracy" in f["metrics"]]
     crit = [f["metrics"]["critical_c_error"] for f in out.values() if "critical_c_error" in f["metrics"]]
-    return {"families": out, "aggregate": {
-        "phase_accuracy": float(np.mean(accuracies)) if accuracies else math.nan,
-        "critical_c_error": float(np.mean(crit)) if crit else math.nan, "families": len(out)}}
+    summary = {"phase_accuracy": float(np.mean(accuracies)) if accuracies else math.nan,
+               "critical_c_error": float(np.mean(crit)) if crit else math.nan, "families": len(out)}
+    pooled = [f for f in out.values() if "predicted_max_sharpness" in f]
+    if pooled:  # one ranking over every family's members (e.g. the whole learning-rate × batch-size grid)
+        summary["max_sharpness_spearman"] = spearman(
+            {k: v for f in pooled for k, v in f["predicted_max_sharpness"].items()},
+            {k: v for f in pooled for k, v in f["measured_max_sharpness"].items()})
+    return {"families": out, "aggregate": summary}
 
 
 def aggregate(tasks: dict[str, dict]) -> dict:

@@ -10,6 +10,10 @@ Gaussian of σ steps (the task's ``scoring.smoothing``):
   as crossing at T; trajectory track only);
 * phase: ``phase_accuracy`` (share of sweep members labelled right) and ``critical_c_error`` (mean
   |log ĉ/c| over the measured critical values; one the predictor misses counts as the sweep's full range);
+  neither for a predictor that answers only ordinal predictions;
+* ordinal predictions: ``max_sharpness_spearman``, Spearman's rank correlation ρ between the predicted
+  and the measured maximal sharpness over a sweep's members (and pooled over a suite's sweeps), e.g. the
+  break-even ordering over an SGD learning-rate × batch-size grid (Jastrzębski et al. 2020);
 * ``skill`` = 1 − err/err_GF against gradient flow on the same task;
 * across tasks: mean rank and the performance profile of Dolan & Moré (2002), with the per-task numbers
   always kept beside them.
@@ -23,6 +27,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter1d
+from scipy.stats import spearmanr
 
 from eosbench.predictor import Prediction
 
@@ -114,6 +119,18 @@ def phase_metrics(predicted: dict[str, str], measured: dict[str, str], predicted
             abs(math.log(predicted_critical[k] / c)) if k in predicted_critical else worst
             for k, c in measured_critical.items()]))
     return out
+
+
+def spearman(predicted: dict[str, float], measured: dict[str, float]) -> float:
+    """Spearman's ρ between predicted and measured values over the keys both have (NaN with fewer than
+    three, or when either side is constant)."""
+    keys = [k for k in measured if k in predicted and math.isfinite(predicted[k]) and math.isfinite(measured[k])]
+    if len(keys) < 3:
+        return math.nan
+    p, m = [predicted[k] for k in keys], [measured[k] for k in keys]
+    if len(set(p)) < 2 or len(set(m)) < 2:
+        return math.nan
+    return float(spearmanr(p, m).statistic)
 
 
 def skill(error: float, reference: float) -> float:

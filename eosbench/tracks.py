@@ -33,13 +33,18 @@ TAIL_FRACTION = 0.2
 
 def phase_label(trajectory: Trajectory) -> str:
     """The measured outcome of a run by the rules above."""
-    if trajectory.outcome == "diverged":
+    return label_series(trajectory.series("loss"), trajectory.series("eos_ratio"),
+                        diverged=trajectory.outcome == "diverged")
+
+
+def label_series(loss: pd.Series, eos_ratio: pd.Series, *, diverged: bool) -> str:
+    """The rules above applied to a run's loss and sharpness/threshold series (measured or predicted,
+    each without its unmeasured steps)."""
+    if diverged:
         return "diverge"
-    ratio = trajectory.series("eos_ratio")
-    tail = ratio.iloc[-max(1, int(len(ratio) * TAIL_FRACTION)):]
+    tail = eos_ratio.iloc[-max(1, int(len(eos_ratio) * TAIL_FRACTION)):]
     if len(tail) and float(tail.mean()) >= EOS_RATIO:
         return "eos"
-    loss = trajectory.series("loss")
     if len(loss) and float(loss.max()) > CATAPULT_RISE * float(loss.iloc[0]):
         return "catapult"
     return "monotone"

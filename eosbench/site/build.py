@@ -75,10 +75,11 @@ def _home_rows(published: list[Published]) -> list[dict]:
             agg = result.aggregate
             if track == "phase":
                 fams = result.families.values()
-                answered = sum(len(f.predicted) for f in fams)
+                answered = sum(max(len(f.predicted), len(f.predicted_max_sharpness)) for f in fams)
                 members = sum(len(f.measured) for f in fams)
                 rows.append({**base, "track": track, "phase_accuracy": agg.get("phase_accuracy"),
                              "critical_c_error": agg.get("critical_c_error"),
+                             "max_sharpness_spearman": agg.get("max_sharpness_spearman"),
                              "coverage": answered / members if members else None, "tasks": f"{len(fams)} families"})
             else:
                 rows.append({**base, "track": track, **{k: agg.get(k) for k in (

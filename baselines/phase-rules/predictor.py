@@ -1,0 +1,76 @@
+"""Early-training phase rules (Kalra & Barkeshli 2023; Lewkowycz et al. 2020)."""
+
+from __future__ import annotations
+
+import math
+
+from eosbench.predictor import Prediction, Predictor, Problem
+from eosbench.spec import TaskSpec
+from eosbench.uvmap import (C_LOSS, C_MAX, catapult_phase, ntk_from_sharpness, orbit_label, scan_critical,
+                            uv_orbit)
+
+
+def effective_width(model_info: dict) -> float | None:
+    """w/(d − 1): the UV model's width for a net of depth d (layers) and hidden width w, so that the 1/w
+    corrections of the d − 1 hidden layers add up (d/w is the scaling variable of the phase diagram);
+    the UV model itself (d = 2) keeps its width. None when the architecture reports no width or depth."""
+    width, depth = model_info.get("width"), model_info.get("depth")
+    if not width or not depth or depth < 2:
+        return None
+    return float(width) / (depth - 1)
+
+
+class PhaseRules(Predictor):
+    """Outcome of each member of a learning-rate sweep from c = η·λ0 and the family's depth/width.
+
+    Rules (THEORY.md §7): ``monotone`` for c < c_loss, ``catapult`` for c_loss < c < c_max (the loss
+    grows, the curvature falls, training lands in a flatter region; Lewkowycz et al. 2020), ``diverge``
+    for c > c_max, and ``eos`` when the run ends with η·S ≥ 0.95·2 (the project's label rule in
+    :mod:`eosbench.tracks`).
+
+    Critical values. Confirmed: η_crit ≈ 2/λ0 and a finite η_max above it (Lewkowycz et al., abstract and
+    summary) and the opening of a sharpness-reduction phase as d and 1/w grow (Kalra & Barkeshli,
+    abstract). Not confirmed, hence not used: the papers' numeric d/w scaling of c_loss, c_max and the
+    ≈12/λ0 of ReLU nets. So the values come from the UV model (:mod:`eosbench.uvmap`): at d/w → 0 its
+    map gives c_loss = 2, c_max = 4 [D]; at finite depth and width the member is modelled as one UV mode
+    of effective width w/(d − 1) (:func:`effective_width`, our choice), with f0 = 0, target y = √(2L0)
+    and NTK λ0 from the measured initial sharpness S0 (inverting the Hessian closed form). Its phase is the
+    project's label of that UV run, and ``critical_c`` the boundaries of those labels over the sweep
+    variable (c when the task sets η = c/λ0, else η). Without a width (or with another loss than MSE
+    the model does not reach) the wide-limit rule with 2 and 4 applies.
+
+    Uses only the loss and sharpness at step 0, c, η and the architecture: no weights, no training.
+    """
+
+    name = "phase-rules"
+    version = "1.0.0"
+    tracks = ("phase",)
+
+    def applies_to(self, task: TaskSpec) -> bool:
+        return task.optimizer.name == "gd"
+
+    def predict(self, problem: Problem) -> Prediction:
+        c, lr = problem.c, problem.lr
+        lam0 = problem.initial_sharpness
+        width = effective_width(problem.model_info)
+        relative = problem.task.optimizer.c is not None
+        if width is None or problem.task.loss != "mse" or lam0 is None:
+            scale = 1.0 if relative or lam0 is None else 1.0 / lam0
+            return Prediction(scalars={"phase": catapult_phase(c),
+                                       "critical_c": {"c_loss": C_LOSS * scale, "c_max": C_MAX * scale}},
+                              diagnostics={"model": "wide-uv", "c": c})
+        target = math.sqrt(2.0 * float(problem.observed["loss"].dropna().iloc[0]))
+        ntk0 = ntk_from_sharpness(-target, lam0, width, target)
+        steps = problem.task.steps
+
+        def label(eta: float) -> str:
+            orbit = uv_orbit(0.0, ntk0, eta, width, target, steps, diverge_loss=problem.task.measure.diverge_loss)
+            return orbit_label(orbit, problem.task, 0, eta)
+
+        if relative:  # the sweep variable x is c (η = x/λ0), else η itself; c from 0.05 to 50 either way
+            critical = scan_critical(lambda x: label(x / lam0), 0.05, 50.0)
+        else:
+            critical = scan_critical(label, 0.05 / lam0, 50.0 / lam0)
+        return Prediction(scalars={"phase": label(lr), "critical_c": critical},
+                          diagnostics={"model": "uv", "c": c, "effective_width": width, "target": target,
+                                       "ntk0": ntk0, "eta_c": math.sqrt(width) / target})
