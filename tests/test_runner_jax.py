@@ -58,6 +58,7 @@ def test_gradient_flow_on_jax_scores_as_on_torch(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_gradient_flow_on_jax_scores_as_on_torch_on_the_tiny_suite(tmp_path):
     ours, reference = _scores_on_both(tmp_path, ["tiny"])
     print(f"largest relative score difference: {assert_same_scores(ours, reference):.2e}")
