@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -32,7 +33,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except EosbenchError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            # escaped: messages hold brackets (pip install 'eosbench[jax]') that rich would read as markup
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(2)
 
 
@@ -222,6 +224,44 @@ def plot(ctx: click.Context, task_id: str, output: Path, backend: str, data_dir:
     console.print(f"wrote {output}")
 
 
+# -------------------------------------------------------------------------------------------- parity
+@main.command()
+@click.argument("task_id")
+@click.option("--steps", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also measure the first STEPS steps on both backends and compare them step for step.")
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="EOSBENCH_DATA")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@click.pass_context
+def parity(ctx: click.Context, task_id: str, steps: int, data_dir: Path | None, as_json: bool) -> None:
+    """Compare the torch and JAX backends on a task and print the largest relative differences.
+
+    At θ0: loss, gradient, a Hessian-vector product, a third-derivative product and the top-3 eigenvalues;
+    with --steps, every measured series of the two runs, step for step (nothing is stored).
+    """
+    from eosbench import parity as par
+
+    spec = _catalog(ctx).get(task_id)
+    rows = [{"quantity": name, "max_rel_diff": value, "step": 0}
+            for name, value in par.oracle_parity(spec, data_dir=data_dir).items() if name != "eigs"]
+    if steps:
+        short = spec.model_copy(update={"steps": min(steps, spec.steps)})
+        diffs = par.measured_parity(short, data_dir=data_dir)
+        for column in diffs.columns:
+            series = diffs[column].dropna()
+            if len(series):
+                rows.append({"quantity": f"run: {column}", "max_rel_diff": float(series.max()),
+                             "step": int(series.idxmax())})
+    if as_json:
+        click.echo(json.dumps({"task": spec.id, "steps": steps, "differences": rows}, indent=2))
+        return
+    table = Table(title=f"torch vs JAX on {spec.id} ({spec.dtype})")
+    for col in ("quantity", "max relative difference", "at step"):
+        table.add_column(col, justify="left" if col == "quantity" else "right")
+    for row in rows:
+        table.add_row(row["quantity"], f"{row['max_rel_diff']:.2e}", str(row["step"]))
+    out.print(table)
+
+
 # ------------------------------------------------------------------------------------- predictors
 def _registry(plugins: tuple[str, ...] = ()):
     from eosbench.registry import Registry
@@ -361,7 +401,9 @@ _RUN_OPTIONS = [
     click.option("--tasks", "task_ids", multiple=True, help="Individual task ids (repeatable)."),
     click.option("--track", "tracks", multiple=True, type=click.Choice(["trajectory", "forecast", "phase"]),
                  help="Tracks to run (default: every track the predictor declares)."),
-    click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "jax"])),
+    click.option("--backend", type=click.Choice(["torch", "jax"]),
+                 help="Oracle backend of the predictors (default: each one's first declared backend; the ground "
+                      "truth is always measured with torch)."),
     click.option("--plugin", "plugins", multiple=True, type=click.Path(), help="Load predictors from this .py file."),
     click.option("--data-dir", type=click.Path(path_type=Path), envvar="EOSBENCH_DATA", help="CIFAR-10 folder."),
     click.option("--json", "as_json", is_flag=True,

@@ -133,8 +133,6 @@ def measure(spec: TaskSpec, *, backend: str = "torch", data_dir: str | Path | No
 
 def _meta(spec: TaskSpec, oracle: Oracle, lr: float, lr_info: dict, threshold: float, outcome: str,
           frame: pd.DataFrame, started: float, eig_failures: int) -> dict:
-    import torch
-
     return {
         "task_id": spec.id, "task_version": spec.version, "spec_hash": spec_hash(spec, oracle.backend),
         "spec": spec.model_dump(mode="json"), "backend": oracle.backend, "device": str(oracle.device),
@@ -143,11 +141,22 @@ def _meta(spec: TaskSpec, oracle: Oracle, lr: float, lr_info: dict, threshold: f
         "model": oracle.model.describe(), "data": oracle.data.info, "data_hash": oracle.data.hash(),
         "counters": oracle.counters.snapshot(), "eig_unconverged": eig_failures,
         "wall_time_s": time.perf_counter() - started,
-        "versions": {"eosbench": eosbench.__version__, "torch": torch.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
+        "versions": _versions(oracle.backend),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": {"machine": platform.machine(), "system": platform.system()},
     }
+
+
+def _versions(backend: str) -> dict[str, str]:
+    import torch
+
+    versions = {"eosbench": eosbench.__version__, "torch": torch.__version__, "numpy": np.__version__,
+                "python": platform.python_version()}
+    if backend == "jax":
+        import jax
+
+        versions["jax"] = jax.__version__
+    return versions
 
 
 def ensure_trajectory(spec: TaskSpec, store: Store, *, backend: str = "torch", force: bool = False,

@@ -105,6 +105,7 @@ def build_oracle(spec: TaskSpec, backend: str = "torch", device: str | None = No
     """Load the task's data, build its model and wrap both in an oracle of the chosen backend."""
     if backend not in BACKENDS:
         raise unknown_name("backend", backend, list(BACKENDS))
+    require_backend(backend)
     data = load_dataset(spec.data, loss=spec.loss, data_dir=data_dir)
     model = build_model(spec.model, input_shape=data.input_shape, output_dim=data.output_dim, info=data.info)
     device = device or spec.device
@@ -112,13 +113,21 @@ def build_oracle(spec: TaskSpec, backend: str = "torch", device: str | None = No
         from eosbench.backends.torch import TorchOracle
 
         return TorchOracle(spec, model, data, device)
+    from eosbench.backends.jax import JaxOracle
+
+    return JaxOracle(spec, model, data, device)
+
+
+def require_backend(backend: str) -> None:
+    """Raise :class:`BackendUnavailableError`, with the install command, when ``backend`` cannot be imported."""
+    if backend != "jax":
+        return
     try:
-        from eosbench.backends.jax import JaxOracle
-    except ImportError as exc:  # pragma: no cover - depends on the environment
+        import eosbench.backends.jax  # noqa: F401
+    except ImportError as exc:
         raise BackendUnavailableError(
             "The JAX backend needs the optional dependency 'jax', which is not installed "
             f"({exc}). Install it with: pip install 'eosbench[jax]'") from None
-    return JaxOracle(spec, model, data, device)
 
 
 def initial_theta(model: Model, seed: int) -> np.ndarray:

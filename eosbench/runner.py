@@ -27,9 +27,10 @@ import pandas as pd
 
 import eosbench
 from eosbench.catalog import Catalog
-from eosbench.errors import DataUnavailableError
+from eosbench.errors import DataUnavailableError, EosbenchError
 from eosbench.executors import DaskExecutor, LocalExecutor
 from eosbench.measure import measure
+from eosbench.oracle import require_backend
 from eosbench.predictor import PHASES, SERIES, Budget, Prediction
 from eosbench.registry import PredictorRef
 from eosbench.results import RESULT_SCHEMA_VERSION
@@ -215,7 +216,7 @@ class UnitOutcome:
 class RunContext:
     store: Store
     catalog: Catalog
-    backend: str = "torch"
+    backend: str | None = None  # None: each predictor runs on the first backend its manifest declares
     data_dir: str | None = None
     force: bool = False
     cached_only: bool = False  # re-score stored predictions without running anything
@@ -269,6 +270,21 @@ def ground_truth(spec: TaskSpec, ctx: RunContext) -> Trajectory:
 Unit = tuple[PredictorRef, type, TaskSpec, str]  # (predictor, its class, task, track)
 
 
+def backend_of(ref: PredictorRef, cls: type, ctx: RunContext) -> str:
+    """The backend whose oracle ``ref`` gets: ``ctx.backend`` when it names one, else the manifest's first.
+
+    Whatever the predictor's backend, it is scored against the torch measurement of the ground truth
+    (the backends' measurements agree to 1e-8, :mod:`eosbench.parity`).
+    """
+    declared = list(ref.manifest.get("backends") or cls.backends)
+    if ctx.backend is not None and ctx.backend not in declared:
+        raise EosbenchError(f"Predictor {ref.name!r} declares backends {declared}, not {ctx.backend!r}: "
+                            f"run it without --backend, or with --backend {declared[0]}.")
+    backend = ctx.backend or declared[0]
+    require_backend(backend)
+    return backend
+
+
 def _prepare(unit: Unit, ctx: RunContext) -> UnitOutcome | tuple:
     """The unit's outcome when nothing needs running (skipped, not applicable, cached), else the arguments
     of its :func:`predict_isolated` call."""
@@ -278,7 +294,8 @@ def _prepare(unit: Unit, ctx: RunContext) -> UnitOutcome | tuple:
     trajectory = ctx.trajectories[spec.id]
     if not cls().applies_to(spec):
         return UnitOutcome(spec.id, "not-applicable")
-    cached = None if ctx.force else load_predictions(_prediction_dir(ctx.store, ref, spec, track, ctx.backend))
+    backend = backend_of(ref, cls, ctx)
+    cached = None if ctx.force else load_predictions(_prediction_dir(ctx.store, ref, spec, track, backend))
     if cached is not None:
         return UnitOutcome(spec.id, "ok", payloads=cached, cached=True)
     if ctx.cached_only:
@@ -287,13 +304,13 @@ def _prepare(unit: Unit, ctx: RunContext) -> UnitOutcome | tuple:
     if not n_origins:
         return UnitOutcome(spec.id, "not-applicable", "the run diverged before the first forecast origin")
     budget = ctx.budget_seconds or float(ref.manifest.get("budget_seconds", 600.0))
-    return (ref, spec, track, trajectory, ctx.backend, ctx.data_dir, budget, ctx.executor.threads_per_unit,
+    return (ref, spec, track, trajectory, backend, ctx.data_dir, budget, ctx.executor.threads_per_unit,
             budget * n_origins + 5)
 
 
 def _finish(unit: Unit, result: Any, ctx: RunContext) -> UnitOutcome:
     """Validate a unit's answer and cache it in the store."""
-    ref, _, spec, track = unit
+    ref, cls, spec, track = unit
     if isinstance(result, BaseException):  # the executor lost the unit (e.g. its worker died repeatedly)
         return UnitOutcome(spec.id, "failed", f"crash: {type(result).__name__}: {result}")
     status, value = result
@@ -304,7 +321,7 @@ def _finish(unit: Unit, result: Any, ctx: RunContext) -> UnitOutcome:
         reason = validate_prediction(payload, requested_steps(track, spec, trajectory, t0), track)
         if reason is not None:
             return UnitOutcome(spec.id, "failed", f"invalid prediction from t0={t0}: {reason}")
-    save_predictions(_prediction_dir(ctx.store, ref, spec, track, ctx.backend), value)
+    save_predictions(_prediction_dir(ctx.store, ref, spec, track, backend_of(ref, cls, ctx)), value)
     return UnitOutcome(spec.id, "ok", payloads=value)
 
 
@@ -451,9 +468,13 @@ def _tracks_of(ref: PredictorRef, cls: type, tracks: list[str] | None) -> list[s
 
 
 def _units_of(ref: PredictorRef, specs: list[TaskSpec], tracks: list[str] | None,
-              reference: PredictorRef | None) -> list[Unit]:
-    """Every unit a run of ``ref`` needs: its own on each track, and the reference's it is scored against."""
+              reference: PredictorRef | None, ctx: RunContext) -> list[Unit]:
+    """Every unit a run of ``ref`` needs: its own on each track, and the reference's it is scored against
+    (an error now, before any work, when one of them cannot run on the requested backend)."""
     cls = ref.load()
+    backend_of(ref, cls, ctx)
+    if reference is not None:
+        backend_of(reference, reference.load(), ctx)
     wanted = _tracks_of(ref, cls, tracks)
     units = [(ref, cls, spec, track) for track in wanted for spec in specs
              if track != "phase" or spec.family is not None]
@@ -470,12 +491,12 @@ def run(ref: PredictorRef, specs: list[TaskSpec], ctx: RunContext, *, tracks: li
         "schema_version": RESULT_SCHEMA_VERSION, "kind": "eosbench-result",
         "predictor": {"name": ref.name, "version": ref.version, "source": ref.source,
                       **{k: ref.manifest.get(k) for k in ("authors", "paper", "description") if k in ref.manifest}},
-        "suite": suite, "backend": ctx.backend, "device": ",".join(sorted({s.device for s in specs})),
+        "suite": suite, "backend": backend_of(ref, cls, ctx), "device": ",".join(sorted({s.device for s in specs})),
         "eosbench_version": eosbench.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": {"machine": platform.machine(), "system": platform.system(), "python": platform.python_version()},
         "tracks": {}}
-    _predict_all(_units_of(ref, specs, tracks, reference), ctx)  # every track's units in one pool
+    _predict_all(_units_of(ref, specs, tracks, reference, ctx), ctx)  # every track's units in one pool
     for track in _tracks_of(ref, cls, tracks):
         if track == "phase":
             record["tracks"]["phase"] = run_phase_track(ref, cls, specs, ctx)
@@ -488,7 +509,7 @@ def run_many(refs: list[PredictorRef], specs: list[TaskSpec], ctx: RunContext, *
              suite: str | None = None, reference: PredictorRef | None = None) -> list[dict]:
     """:func:`run` for several predictors, with all their units predicted in one pool first, so the
     workers stay busy across predictor boundaries."""
-    _predict_all([unit for ref in refs for unit in _units_of(ref, specs, tracks, reference)], ctx)
+    _predict_all([unit for ref in refs for unit in _units_of(ref, specs, tracks, reference, ctx)], ctx)
     return [run(ref, specs, ctx, tracks=tracks, suite=suite, reference=reference) for ref in refs]
 
 

@@ -13,10 +13,13 @@ class GradientFlow(Predictor):
     Forecasts loss, gradient norm and sharpness along the flow from θ_{t0}; ``onset_step`` is the first
     forecast step with S ≥ threshold. Integrated by :func:`eosbench.flows.integrate_gradient_flow`
     (RK4 with Δτ·ηS ≤ 1, as in Cohen et al.). Applies to full-batch GD and SGD (its small-step limit).
+    The integrator uses only the oracle and array operators, so the same code runs on the torch and the
+    JAX backend (``--backend jax``) and gives the same scores on both.
     """
 
     name = "gradient-flow"
     version = "1.0.0"
+    backends = ("torch", "jax")
 
     def applies_to(self, task: TaskSpec) -> bool:
         return task.optimizer.name in ("gd", "sgd")

@@ -1,0 +1,78 @@
+"""The JAX oracle on every model family: the same numbers as torch, jitted once, counted the same way."""
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+
+from eosbench.backends.jax import count_compilations  # noqa: E402
+from eosbench.measure import measure  # noqa: E402
+from eosbench.oracle import build_oracle  # noqa: E402
+from eosbench.parity import oracle_parity, relative_difference  # noqa: E402
+from tests.helpers import DIGITS, FAMILIES, task  # noqa: E402
+
+
+# The families the tiny suite lacks (tests/test_parity.py checks every tiny task); the ResNet is the costly
+# one to compile, and its convolutions and GroupNorm are those of the tiny digits CNN.
+EXTRA_FAMILIES = ["mlp-ntk-gelu-ce", "deep-linear", "product-symlogistic",
+                  pytest.param("resnet-groupnorm", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("family", EXTRA_FAMILIES)
+def test_model_families_beyond_the_tiny_suite_match_torch(family):
+    diffs = oracle_parity(FAMILIES[family])
+    assert max(diffs[k] for k in ("loss", "grad", "hvp", "d3")) <= 1e-10, diffs
+    assert diffs["eigs"] <= 1e-8, diffs
+
+
+def test_block_hvp_is_the_columns_and_counts_each():
+    oracle = build_oracle(FAMILIES["mlp-tanh"], backend="jax")
+    theta = oracle.theta0()
+    block = oracle.asarray(np.random.default_rng(0).standard_normal((oracle.num_params, 3)))
+    out = oracle.hvp(theta, block)
+    assert oracle.counters.hvps == 3
+    for j in range(3):
+        assert relative_difference(out[:, j], oracle.hvp(theta, block[:, j])) < 1e-12
+    padded = oracle._hvp_columns(theta, block[:, :2], *oracle._batch(None), width=3)
+    assert padded.shape == (oracle.num_params, 2)
+    assert relative_difference(padded, out[:, :2]) < 1e-12
+
+
+def test_minibatch_derivatives_match_torch():
+    spec = FAMILIES["mlp-tanh"]
+    ours, reference = build_oracle(spec, backend="jax"), build_oracle(spec, backend="torch")
+    batch = np.array([1, 4, 7, 30])
+    v = np.random.default_rng(1).standard_normal(ours.num_params)
+    a, b = ours.loss_and_grad(ours.theta0(), batch), reference.loss_and_grad(reference.theta0(), batch)
+    assert relative_difference(a[0], b[0]) < 1e-12 and relative_difference(a[1], reference.to_numpy(b[1])) < 1e-12
+    hv = ours.hvp(ours.theta0(), ours.asarray(v), batch)
+    assert relative_difference(hv, reference.to_numpy(reference.hvp(reference.theta0(), reference.asarray(v), batch))) < 1e-12
+
+
+def test_counters_match_torch_along_a_run():
+    spec = task({"arch": "mlp", "widths": [5], "activation": "tanh"}, DIGITS, steps=12,
+                measure={"k": 2, "sharpness_every": 3})
+    ours, reference = measure(spec, backend="jax"), measure(spec, backend="torch")
+    assert ours.meta["counters"] == reference.meta["counters"]
+    assert ours.meta["backend"] == "jax" and "jax" in ours.meta["versions"]
+    assert ours.meta["spec_hash"] != reference.meta["spec_hash"]
+
+
+def test_measurement_compiles_only_in_its_first_step():
+    spec = task({"arch": "mlp", "widths": [6, 5], "activation": "tanh"}, DIGITS, steps=30,
+                measure={"k": 2, "sharpness_every": 2})
+    oracle = build_oracle(spec, backend="jax")
+    per_step = []
+    with count_compilations() as events:
+        measure(spec, oracle=oracle, on_step=lambda t, n: per_step.append(len(events)))
+    assert len(events) > 0 and per_step[-1] == per_step[0], per_step
+    assert all(size <= 1 for size in oracle.compiled().values()), oracle.compiled()
+
+
+def test_float32_task_stays_float32():
+    oracle = build_oracle(FAMILIES["mlp-tanh"].model_copy(update={"dtype": "float32"}), backend="jax")
+    theta = oracle.theta0()
+    assert theta.dtype == np.float32
+    assert oracle.grad(theta).dtype == np.float32
+    assert oracle.hvp(theta, theta).dtype == np.float32
+    assert oracle.eigs(theta, 2, tol=1e-3).vectors.dtype == np.float32
