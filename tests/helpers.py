@@ -31,3 +31,9 @@ FAMILIES = {
     "sparse-relu": task({"arch": "sparse-relu", "width": 6, "bias0": -0.1}, {"name": "sparse-coding", "n": 16, "dim": 8},
                         loss="logistic"),
 }
+
+
+def quadratic_yaml(steps: int) -> str:
+    """A task file of a 3-parameter quadratic (spectrum 1, 2, 3; η = 0.1), for CLI tests."""
+    return ("id: quad\ntier: tiny\ndata: {name: none}\nmodel: {arch: quadratic, spectrum: [1, 2, 3]}\n"
+            f"loss: value\noptimizer: {{name: gd, lr: 0.1}}\nsteps: {steps}\n")

@@ -12,16 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from eosbench.cli import main
+from tests.helpers import quadratic_yaml
 
-QUAD = """\
-id: quad
-tier: tiny
-data: {name: none}
-model: {arch: quadratic, spectrum: [1, 2, 3]}
-loss: value
-optimizer: {name: gd, lr: 0.1}
-steps: 30
-"""
+QUAD = quadratic_yaml(30)
 
 
 @pytest.fixture()

@@ -7,16 +7,9 @@ import textwrap
 from click.testing import CliRunner
 
 from eosbench.cli import main
+from tests.helpers import quadratic_yaml
 
-QUAD = """\
-id: quad
-tier: tiny
-data: {name: none}
-model: {arch: quadratic, spectrum: [1, 2, 3]}
-loss: value
-optimizer: {name: gd, lr: 0.1}
-steps: 10
-"""
+QUAD = quadratic_yaml(10)
 
 
 def _without_jax(monkeypatch):
