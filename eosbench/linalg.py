@@ -6,16 +6,25 @@ iteration costs one Hessian-vector product per *unconverged* column. Warm-starti
 step's eigenvectors is what makes per-step sharpness cheap: along a GD trajectory the top eigenvectors
 move little, and a converged warm start costs exactly k products. Runs on torch tensors on any device;
 the operator ``matvec`` maps a (P, m) block to a (P, m) block.
+
+A warm start cannot leave an exact invariant subspace: started from an exact eigenvector, LOBPCG
+returns that eigenpair even after another eigenvalue has crossed above it. The toy models' symmetries
+make such subspaces real (on the UV model the ±(f − y)/√w eigenspaces are exactly invariant, and the
+top eigenvalue crosses them as f → y), and the toy models are small, so operators of dimension up to
+``DENSE_LIMIT`` are solved exactly from the dense matrix (n products in one block) instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 Matvec = Callable[[torch.Tensor], torch.Tensor]
+DENSE_LIMIT = 256  # operators of at most this dimension are solved densely
 
 
 @dataclass(frozen=True)
@@ -38,21 +47,34 @@ def _orthonormalize(basis: torch.Tensor, image: torch.Tensor, drop: float) -> tu
     return basis @ transform, image @ transform
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch's CPU kernels on one thread, so the result is the same bits whatever the thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def top_eigs(matvec: Matvec, n: int, k: int, *, v0: torch.Tensor | None = None, tol: float = 1e-7,
              maxiter: int = 100, extra: int = 0, dtype: torch.dtype = torch.float64,
-             device: torch.device | str = "cpu", seed: int = 0) -> TopEigs:
+             device: torch.device | str = "cpu", seed: int = 0, dense_limit: int = DENSE_LIMIT) -> TopEigs:
     """The k algebraically largest eigenpairs of the symmetric operator ``matvec`` on R^n.
 
     Convergence: every column's residual ‖Ax − λx‖ ≤ tol·max(|λ_1|, ε) (so eigenvalues are accurate to
     about tol² relative). ``extra`` guard columns ride along unreported: they speed up convergence when
     eigenvalue k is close to k+1. ``v0`` (n × m) warm-starts the first min(m, k + extra) columns; missing
-    ones are random (from ``seed``). Small problems (n ≤ 3(k + extra)) are solved densely from n products.
+    ones are random (from ``seed``). Small problems (n ≤ max(3(k + extra), ``dense_limit``)) are solved
+    densely from n products, which is exact and immune to the warm-start trap above.
     The returned vectors include the guard columns (pass them back as the next ``v0``).
     """
     wanted, k = k, k + extra
-    if n <= 3 * k:
+    if n <= max(3 * k, dense_limit):
         dense = matvec(torch.eye(n, dtype=dtype, device=device))
-        vals, vecs = torch.linalg.eigh((dense + dense.T) / 2)
+        with _one_thread():  # LAPACK's threaded eigh rounds differently with the thread count
+            vals, vecs = torch.linalg.eigh((dense + dense.T) / 2)
         return TopEigs(vals.flip(0)[:wanted], vecs.flip(1)[:, :k], n, 0, True)
 
     gen = torch.Generator(device="cpu").manual_seed(seed)

@@ -26,7 +26,7 @@ def test_top_k_match_eigvalsh():
 def test_algebraic_not_magnitude():
     a = -symmetric(200, 1)  # most negative eigenvalues now have the largest magnitude
     exact = torch.linalg.eigvalsh(a).max()
-    result = top_eigs(lambda v: a @ v, 200, 1, tol=1e-9, maxiter=500)
+    result = top_eigs(lambda v: a @ v, 200, 1, tol=1e-9, maxiter=500, dense_limit=0)
     assert abs(result.values[0] - exact) < 1e-9 * abs(exact)
 
 
@@ -43,3 +43,16 @@ def test_small_problems_are_solved_densely():
     result = top_eigs(lambda v: a @ v, 6, 2)
     torch.testing.assert_close(result.values, torch.linalg.eigvalsh(a).flip(0)[:2])
     assert result.matvecs == 6
+
+
+def test_warm_start_in_an_exact_invariant_subspace():
+    """Started from an exact eigenvector that is no longer the top one (an eigenvalue crossed it), LOBPCG
+    stays on it; the dense path that small operators take returns the true top pair."""
+    a = symmetric(120, 4)
+    vals, vecs = torch.linalg.eigh(a)
+    trapped = vecs[:, -5:-4]  # the fifth eigenvector: exactly invariant, not the top
+    lobpcg = top_eigs(lambda v: a @ v, 120, 1, v0=trapped, tol=1e-8, dense_limit=0)
+    assert abs(lobpcg.values[0] - vals[-5]) < 1e-10 * vals[-1]
+    dense = top_eigs(lambda v: a @ v, 120, 1, v0=trapped, tol=1e-8)
+    assert abs(dense.values[0] - vals[-1]) < 1e-12 * vals[-1]
+    assert dense.matvecs == 120
