@@ -11,7 +11,10 @@ therefore fills the same store and writes the same records as a local run, and n
   the scheduler (up to ``distributed.scheduler.allowed-failures`` times); finished units are kept.
 
 ``map`` returns one value per call in order; a call that raised (or whose worker was lost too often)
-yields the exception object, so the run records that unit's failure and goes on.
+yields the exception object, so the run records that unit's failure and goes on. ``map_calls`` runs a
+batch of different functions in which a call may take an earlier call's result (:class:`ResultOf`) as an
+argument: on Dask the dependent unit then starts the moment its input exists, on whichever worker, with
+no barrier between the two kinds of unit; a call whose input failed yields that input's exception.
 """
 
 from __future__ import annotations
@@ -19,13 +22,24 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from eosbench.errors import BackendUnavailableError, unknown_name
 
 DoneCallback = Callable[[int, int], None]  # (finished, total)
 EXECUTORS = ("local", "dask")
+
+
+@dataclass(frozen=True)
+class ResultOf:
+    """An argument of a call to ``map_calls``: the result of the earlier call at position ``index``."""
+
+    index: int
+
+
+Call = tuple[Callable, tuple]  # (function, arguments), the arguments possibly holding ResultOf markers
 
 
 class LocalExecutor:
@@ -42,12 +56,18 @@ class LocalExecutor:
         return 1 if self.jobs > 1 else 0
 
     def map(self, fn: Callable, calls: Sequence[tuple], on_done: DoneCallback | None = None) -> list[Any]:
-        done = 0
+        return self.map_calls([(fn, args) for args in calls], on_done)
 
-        def call(args: tuple) -> Any:
+    def map_calls(self, calls: Sequence[Call], on_done: DoneCallback | None = None) -> list[Any]:
+        done = 0
+        results: list[Any] = []  # sequential: the values so far; in the pool: futures, submitted in order
+
+        def call(fn: Callable, args: tuple) -> Any:
             nonlocal done
             try:
-                return fn(*args)
+                resolved = [_value(results[a.index]) if isinstance(a, ResultOf) else a for a in args]
+                failed = [a for a in resolved if isinstance(a, BaseException)]
+                return failed[0] if failed else fn(*resolved)
             except Exception as exc:  # noqa: BLE001 - returned, so the caller records the unit as failed
                 return exc
             finally:
@@ -56,9 +76,14 @@ class LocalExecutor:
                     on_done(done, len(calls))
 
         if self.jobs <= 1 or len(calls) <= 1:
-            return [call(args) for args in calls]
+            for fn, args in calls:
+                results.append(call(fn, args))
+            return results
+        # first in, first out: a call's inputs started before it did, so waiting on them cannot deadlock
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            return list(pool.map(call, calls))
+            for fn, args in calls:
+                results.append(pool.submit(call, fn, args))
+            return [future.result() for future in results]
 
     def close(self) -> None:
         pass
@@ -99,9 +124,15 @@ class DaskExecutor:
         self.jobs = max(1, sum(self.client.nthreads().values()))
 
     def map(self, fn: Callable, calls: Sequence[tuple], on_done: DoneCallback | None = None) -> list[Any]:
+        return self.map_calls([(fn, args) for args in calls], on_done)
+
+    def map_calls(self, calls: Sequence[Call], on_done: DoneCallback | None = None) -> list[Any]:
         from distributed import as_completed
 
-        futures = [self.client.submit(fn, *args, pure=False) for args in calls]
+        futures: list = []
+        for fn, args in calls:  # earlier submissions get the higher priority
+            futures.append(self.client.submit(
+                fn, *[futures[a.index] if isinstance(a, ResultOf) else a for a in args], pure=False))
         position = {future.key: i for i, future in enumerate(futures)}
         results: list[Any] = [None] * len(futures)
         for done, future in enumerate(as_completed(futures), start=1):
@@ -121,6 +152,11 @@ class DaskExecutor:
 
     def describe(self) -> dict:
         return {"executor": "dask", "workers": len(self.client.nthreads()), "jobs": self.jobs}
+
+
+def _value(result: Any) -> Any:
+    """A local call's result, waiting for it when it is still running in the pool."""
+    return result.result() if isinstance(result, Future) else result
 
 
 def make_executor(name: str = "local", *, jobs: int = 1, address: str | None = None,

@@ -28,7 +28,7 @@ import pandas as pd
 import eosbench
 from eosbench.catalog import Catalog
 from eosbench.errors import DataUnavailableError, EosbenchError
-from eosbench.executors import DaskExecutor, LocalExecutor
+from eosbench.executors import DaskExecutor, LocalExecutor, ResultOf
 from eosbench.measure import measure
 from eosbench.oracle import require_backend
 from eosbench.predictor import PHASES, SERIES, Budget, Prediction
@@ -82,10 +82,14 @@ def predict_unit(ref: PredictorRef, spec: TaskSpec, track: str, trajectory: Traj
 
 
 def predict_isolated(ref: PredictorRef, spec: TaskSpec, track: str, trajectory: Trajectory, backend: str,
-                     data_dir: str | None, budget_seconds: float, threads: int, timeout: float) -> tuple[str, Any]:
-    """:func:`predict_unit` in a fresh process of its own (a unit: runs wherever the executor puts it)."""
+                     data_dir: str | None, budget_seconds: float, threads: int) -> tuple[str, Any]:
+    """:func:`predict_unit` in a fresh process of its own, with the budget per forecast origin (a unit: runs
+    wherever the executor puts it, possibly before the main process has seen ``trajectory``)."""
+    n_origins = len(origins(track, spec, trajectory))
+    if not n_origins:
+        return "not-applicable", "the run diverged before the first forecast origin"
     return run_isolated(predict_unit, (ref, spec, track, trajectory, backend, data_dir, budget_seconds, threads),
-                        timeout)
+                        budget_seconds * n_origins + 5)
 
 
 def _child(conn, fn, args) -> None:
@@ -232,9 +236,8 @@ class RunContext:
             self.on_event(message)
 
 
-def measure_missing(specs: list[TaskSpec], ctx: RunContext) -> None:
-    """Read the ground truth of ``specs`` from the store; measure what it lacks (on the executor when it
-    is remote, else here one task at a time) and store it."""
+def _unmeasured(specs: list[TaskSpec], ctx: RunContext) -> list[TaskSpec]:
+    """The tasks among ``specs`` whose ground truth is neither read in this run nor stored (reads the rest)."""
     todo = []
     for spec in {s.id: s for s in specs}.values():
         if spec.id in ctx.trajectories or spec.id in ctx.unavailable:
@@ -244,19 +247,31 @@ def measure_missing(specs: list[TaskSpec], ctx: RunContext) -> None:
             ctx.trajectories[spec.id] = stored
         else:
             todo.append(spec)
+    return todo
+
+
+def _keep_measurement(spec: TaskSpec, result: Trajectory | BaseException, ctx: RunContext) -> None:
+    """Store a measurement unit's trajectory, or note why its data is missing (other errors propagate)."""
+    if isinstance(result, DataUnavailableError):
+        ctx.unavailable[spec.id] = str(result)
+    elif isinstance(result, BaseException):
+        raise result
+    else:
+        ctx.store.save_trajectory(spec, result, "torch")
+        ctx.trajectories[spec.id] = result
+
+
+def measure_missing(specs: list[TaskSpec], ctx: RunContext) -> None:
+    """Read the ground truth of ``specs`` from the store; measure what it lacks (on the executor when it
+    is remote, else here one task at a time) and store it."""
+    todo = _unmeasured(specs, ctx)
     if not todo:
         return
     executor = ctx.executor if ctx.executor.remote else LocalExecutor(1)
     results = executor.map(measure_unit, [(s, ctx.data_dir, executor.threads_per_unit) for s in todo],
                            on_done=lambda done, total: ctx.say(f"measured {done}/{total} tasks"))
     for spec, result in zip(todo, results):
-        if isinstance(result, DataUnavailableError):
-            ctx.unavailable[spec.id] = str(result)
-        elif isinstance(result, BaseException):
-            raise result
-        else:
-            ctx.store.save_trajectory(spec, result, "torch")
-            ctx.trajectories[spec.id] = result
+        _keep_measurement(spec, result, ctx)
 
 
 def ground_truth(spec: TaskSpec, ctx: RunContext) -> Trajectory:
@@ -291,7 +306,7 @@ def _prepare(unit: Unit, ctx: RunContext) -> UnitOutcome | tuple:
     ref, cls, spec, track = unit
     if spec.id in ctx.unavailable:
         return UnitOutcome(spec.id, "skipped", ctx.unavailable[spec.id])
-    trajectory = ctx.trajectories[spec.id]
+    trajectory = ctx.trajectories.get(spec.id)  # None: being measured by an earlier unit of a pipelined run
     if not cls().applies_to(spec):
         return UnitOutcome(spec.id, "not-applicable")
     backend = backend_of(ref, cls, ctx)
@@ -300,20 +315,21 @@ def _prepare(unit: Unit, ctx: RunContext) -> UnitOutcome | tuple:
         return UnitOutcome(spec.id, "ok", payloads=cached, cached=True)
     if ctx.cached_only:
         return UnitOutcome(spec.id, "failed", "no stored prediction (run it first with eosbench run)")
-    n_origins = len(origins(track, spec, trajectory))
-    if not n_origins:
-        return UnitOutcome(spec.id, "not-applicable", "the run diverged before the first forecast origin")
     budget = ctx.budget_seconds or float(ref.manifest.get("budget_seconds", 600.0))
-    return (ref, spec, track, trajectory, backend, ctx.data_dir, budget, ctx.executor.threads_per_unit,
-            budget * n_origins + 5)
+    return ref, spec, track, trajectory, backend, ctx.data_dir, budget, ctx.executor.threads_per_unit
 
 
 def _finish(unit: Unit, result: Any, ctx: RunContext) -> UnitOutcome:
     """Validate a unit's answer and cache it in the store."""
     ref, cls, spec, track = unit
+    if isinstance(result, DataUnavailableError):  # its ground truth could not be measured (pipelined run)
+        ctx.unavailable[spec.id] = str(result)
+        return UnitOutcome(spec.id, "skipped", str(result))
     if isinstance(result, BaseException):  # the executor lost the unit (e.g. its worker died repeatedly)
         return UnitOutcome(spec.id, "failed", f"crash: {type(result).__name__}: {result}")
     status, value = result
+    if status == "not-applicable":
+        return UnitOutcome(spec.id, status, value)
     if status != "ok":
         return UnitOutcome(spec.id, "failed", f"{status}: {value}".strip())
     trajectory = ctx.trajectories[spec.id]
@@ -345,16 +361,27 @@ def _unit_key(unit: Unit) -> tuple:
 
 
 def _predict_all(units: list[Unit], ctx: RunContext) -> list[UnitOutcome]:
-    """Predict many units on the executor, each once per run (missing ground truth is measured first).
-    The slowest units (by their measurement's wall time) start first so no worker idles at the end."""
-    measure_missing([u[2] for u in units], ctx)
+    """Predict many units on the executor, each once per run. Missing ground truth is measured first; on a
+    remote executor in the same batch, each prediction starting as soon as its own task is measured. Units
+    whose measurement is known start slowest first (by its wall time), so no worker idles at the end."""
+    unmeasured = _unmeasured([u[2] for u in units], ctx) if ctx.executor.remote else []
+    if not ctx.executor.remote:
+        measure_missing([u[2] for u in units], ctx)
     todo = [u for u in {_unit_key(u): u for u in units}.values() if _unit_key(u) not in ctx.outcomes]
     prepared = {_unit_key(u): _prepare(u, ctx) for u in todo}
     to_run = [u for u in todo if not isinstance(prepared[_unit_key(u)], UnitOutcome)]
-    to_run.sort(key=lambda u: float(ctx.trajectories[u[2].id].meta.get("wall_time_s", 0.0)), reverse=True)
-    results = ctx.executor.map(predict_isolated, [prepared[_unit_key(u)] for u in to_run],
-                               on_done=lambda done, total: ctx.say(f"predicted {done}/{total} units"))
-    for unit, result in zip(to_run, results):
+    to_run.sort(key=lambda u: float(ctx.trajectories[u[2].id].meta.get("wall_time_s", 0.0))
+                if u[2].id in ctx.trajectories else math.inf, reverse=True)
+    calls: list[tuple[Callable, tuple]] = [(measure_unit, (s, ctx.data_dir, ctx.executor.threads_per_unit))
+                                           for s in unmeasured]
+    measured_by = {s.id: ResultOf(i) for i, s in enumerate(unmeasured)}
+    for unit in to_run:
+        ref, spec, track, trajectory, *rest = prepared[_unit_key(unit)]
+        calls.append((predict_isolated, (ref, spec, track, measured_by.get(spec.id, trajectory), *rest)))
+    results = ctx.executor.map_calls(calls, on_done=lambda done, total: ctx.say(f"finished {done}/{total} units"))
+    for spec, result in zip(unmeasured, results):
+        _keep_measurement(spec, result, ctx)
+    for unit, result in zip(to_run, results[len(unmeasured):]):
         prepared[_unit_key(unit)] = _finish(unit, result, ctx)
     ctx.outcomes.update(prepared)
     return [ctx.outcomes[_unit_key(u)] for u in units]
