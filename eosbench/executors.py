@@ -10,7 +10,8 @@ therefore fills the same store and writes the same records as a local run, and n
   ``LocalCluster`` it starts. A worker that dies mid-unit is replaced and its unit re-run elsewhere by
   the scheduler (up to ``distributed.scheduler.allowed-failures`` times); finished units are kept.
 
-``map`` returns one value per call in order; a call that raised (or whose worker was lost too often)
+``map`` returns one value per call in order, and hands each to ``on_done`` the moment it exists (so the
+caller can store it before the batch ends: a killed run keeps what finished); a call that raised (or whose worker was lost too often)
 yields the exception object, so the run records that unit's failure and goes on. ``map_calls`` runs a
 batch of different functions in which a call may take an earlier call's result (:class:`ResultOf`) as an
 argument: on Dask the dependent unit then starts the moment its input exists, on whichever worker, with
@@ -28,7 +29,7 @@ from typing import Any
 
 from eosbench.errors import BackendUnavailableError, unknown_name
 
-DoneCallback = Callable[[int, int], None]  # (finished, total)
+DoneCallback = Callable[[int, Any, int, int], None]  # (call index, its result, finished so far, total)
 EXECUTORS = ("local", "dask")
 
 
@@ -62,27 +63,27 @@ class LocalExecutor:
         done = 0
         results: list[Any] = []  # sequential: the values so far; in the pool: futures, submitted in order
 
-        def call(fn: Callable, args: tuple) -> Any:
+        def call(index: int, fn: Callable, args: tuple) -> Any:
             nonlocal done
             try:
                 resolved = [_value(results[a.index]) if isinstance(a, ResultOf) else a for a in args]
                 failed = [a for a in resolved if isinstance(a, BaseException)]
-                return failed[0] if failed else fn(*resolved)
+                result = failed[0] if failed else fn(*resolved)
             except Exception as exc:  # noqa: BLE001 - returned, so the caller records the unit as failed
-                return exc
-            finally:
-                done += 1
-                if on_done is not None:
-                    on_done(done, len(calls))
+                result = exc
+            done += 1
+            if on_done is not None:
+                on_done(index, result, done, len(calls))
+            return result
 
         if self.jobs <= 1 or len(calls) <= 1:
-            for fn, args in calls:
-                results.append(call(fn, args))
+            for index, (fn, args) in enumerate(calls):
+                results.append(call(index, fn, args))
             return results
         # first in, first out: a call's inputs started before it did, so waiting on them cannot deadlock
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            for fn, args in calls:
-                results.append(pool.submit(call, fn, args))
+            for index, (fn, args) in enumerate(calls):
+                results.append(pool.submit(call, index, fn, args))
             return [future.result() for future in results]
 
     def close(self) -> None:
@@ -136,13 +137,14 @@ class DaskExecutor:
         position = {future.key: i for i, future in enumerate(futures)}
         results: list[Any] = [None] * len(futures)
         for done, future in enumerate(as_completed(futures), start=1):
+            index = position[future.key]
             try:
-                results[position[future.key]] = future.result()
+                results[index] = future.result()
             except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after repeated worker deaths
-                results[position[future.key]] = exc
+                results[index] = exc
             future.release()
             if on_done is not None:
-                on_done(done, len(futures))
+                on_done(index, results[index], done, len(futures))
         return results
 
     def close(self) -> None:

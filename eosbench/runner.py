@@ -267,11 +267,12 @@ def measure_missing(specs: list[TaskSpec], ctx: RunContext) -> None:
     todo = _unmeasured(specs, ctx)
     if not todo:
         return
+    def keep(index: int, result: Any, done: int, total: int) -> None:
+        _keep_measurement(todo[index], result, ctx)
+        ctx.say(f"measured {done}/{total} tasks")
+
     executor = ctx.executor if ctx.executor.remote else LocalExecutor(1)
-    results = executor.map(measure_unit, [(s, ctx.data_dir, executor.threads_per_unit) for s in todo],
-                           on_done=lambda done, total: ctx.say(f"measured {done}/{total} tasks"))
-    for spec, result in zip(todo, results):
-        _keep_measurement(spec, result, ctx)
+    executor.map(measure_unit, [(s, ctx.data_dir, executor.threads_per_unit) for s in todo], on_done=keep)
 
 
 def ground_truth(spec: TaskSpec, ctx: RunContext) -> Trajectory:
@@ -378,11 +379,16 @@ def _predict_all(units: list[Unit], ctx: RunContext) -> list[UnitOutcome]:
     for unit in to_run:
         ref, spec, track, trajectory, *rest = prepared[_unit_key(unit)]
         calls.append((predict_isolated, (ref, spec, track, measured_by.get(spec.id, trajectory), *rest)))
-    results = ctx.executor.map_calls(calls, on_done=lambda done, total: ctx.say(f"finished {done}/{total} units"))
-    for spec, result in zip(unmeasured, results):
-        _keep_measurement(spec, result, ctx)
-    for unit, result in zip(to_run, results[len(unmeasured):]):
-        prepared[_unit_key(unit)] = _finish(unit, result, ctx)
+    def keep(index: int, result: Any, done: int, total: int) -> None:
+        """Store each result as it arrives (a task's measurement always arrives before its predictions)."""
+        if index < len(unmeasured):
+            _keep_measurement(unmeasured[index], result, ctx)
+        else:
+            unit = to_run[index - len(unmeasured)]
+            prepared[_unit_key(unit)] = _finish(unit, result, ctx)
+        ctx.say(f"finished {done}/{total} units")
+
+    ctx.executor.map_calls(calls, on_done=keep)
     ctx.outcomes.update(prepared)
     return [ctx.outcomes[_unit_key(u)] for u in units]
 

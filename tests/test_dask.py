@@ -2,6 +2,7 @@
 missing device or dependency is a clear error."""
 
 import json
+import operator
 import os
 import signal
 import threading
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from eosbench.catalog import Catalog
 from eosbench.cli import main
 from eosbench.errors import BackendUnavailableError, UnknownNameError
-from eosbench.executors import DaskExecutor, make_executor
+from eosbench.executors import DaskExecutor, LocalExecutor, ResultOf, make_executor
 from eosbench.registry import Registry
 from eosbench.runner import RunContext, run
 from eosbench.store import Store
@@ -49,6 +50,21 @@ def check_same_scores(tmp_path: Path, task_args: list[str]) -> None:
     for a, b in zip(local, dask):
         assert scores(a) == scores(b)
         assert all(t["status"] in ("ok", "not-applicable") for t in b["tracks"]["trajectory"]["tasks"].values())
+
+
+def test_map_calls_passes_results_on_and_reports_each_as_it_arrives():
+    calls = [(operator.add, (1, 2)), (operator.mul, (ResultOf(0), 10)), (operator.truediv, (1, 0)),
+             (operator.neg, (ResultOf(2),))]
+    dask = DaskExecutor(workers=2)
+    try:
+        for executor in (LocalExecutor(1), LocalExecutor(2), dask):
+            seen: dict = {}
+            results = executor.map_calls(calls, on_done=lambda i, result, done, total: seen.update({i: result}))
+            assert results[:2] == [3, 30]
+            assert isinstance(results[2], ZeroDivisionError) and isinstance(results[3], ZeroDivisionError)
+            assert seen.keys() == {0, 1, 2, 3} and seen[1] == 30
+    finally:
+        dask.close()
 
 
 def test_dask_run_gives_the_local_scores(tmp_path):
