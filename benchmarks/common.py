@@ -54,6 +54,21 @@ def best_of(fn, repeat: int = 3) -> float:
     return min(times)
 
 
+def timed_method(obj, name: str) -> list[float]:
+    """Wrap ``obj.name`` so each call's wall time (seconds) is appended to the returned list."""
+    inner, times = getattr(obj, name), []
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            times.append(time.perf_counter() - start)
+
+    setattr(obj, name, timed)
+    return times
+
+
 def handwritten_gd(spec, steps: int) -> None:
     """The reference: a plain torch loop (nn.Sequential, loss.backward, in-place update) on the same data."""
     oracle = build_oracle(spec)
