@@ -43,12 +43,32 @@ def run_cli(home: Path, *args: str) -> list[dict]:
     return json.loads(result.output)
 
 
-def check_same_scores(tmp_path: Path, task_args: list[str]) -> None:
+def assert_close_trees(a, b, rtol: float, path: str = "") -> None:
+    """Equal JSON trees, except that numbers may differ by ``rtol`` relative."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            assert_close_trees(a[key], b[key], rtol, f"{path}/{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_close_trees(x, y, rtol, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == pytest.approx(b, rel=rtol, nan_ok=True), path
+    else:
+        assert a == b, path
+
+
+def check_same_scores(tmp_path: Path, task_args: list[str], rtol: float = 0.0) -> None:
+    """The Dask run's records equal the local run's: byte for byte, or (``rtol`` > 0) to that tolerance."""
     local = run_cli(tmp_path / "local", *task_args, "--jobs", "1")
     dask = run_cli(tmp_path / "dask", *task_args, "--executor", "dask", "--workers", "2")
     assert [r["predictor"]["name"] for r in dask] == ["gradient-flow", "eos-clamp"]
     for a, b in zip(local, dask):
-        assert scores(a) == scores(b)
+        if rtol:
+            assert_close_trees(json.loads(scores(a)), json.loads(scores(b)), rtol)
+        else:
+            assert scores(a) == scores(b)
         assert all(t["status"] in ("ok", "not-applicable") for t in b["tracks"]["trajectory"]["tasks"].values())
 
 
@@ -73,7 +93,9 @@ def test_dask_run_gives_the_local_scores(tmp_path):
 
 @pytest.mark.slow
 def test_dask_run_gives_the_local_scores_on_the_tiny_suite(tmp_path):
-    check_same_scores(tmp_path, ["--suite", "tiny"])
+    """On the larger tiny tasks a two-thread local run and one-thread Dask workers round a few reductions
+    differently (scores then differ by ~1e-15 relative); the tasks of the default test agree bit for bit."""
+    check_same_scores(tmp_path, ["--suite", "tiny"], rtol=1e-12)
 
 
 def test_killed_worker_is_replaced_and_the_run_completes(tmp_path):
