@@ -49,8 +49,10 @@ from eosbench.spec import TaskSpec
 Track = Literal["trajectory", "forecast", "phase"]
 TRACKS: tuple[str, ...] = ("trajectory", "forecast", "phase")
 PHASES: tuple[str, ...] = ("monotone", "catapult", "eos", "diverge")
-SERIES = ("loss", "sharpness", "grad_norm", "accuracy")
-"""Series a prediction may hold, besides ``eig_2``, ``eig_3``, ... (scored against the smoothed measurement)."""
+SERIES = ("loss", "sharpness", "grad_norm", "accuracy", "precond_sharpness")
+"""Series a prediction may hold, besides ``eig_2``, ``eig_3``, ... (scored against the smoothed measurement).
+``precond_sharpness`` is λ₁(P⁻¹H) of Adam and RMSProp (P = diag(√ν + ε)); on their tasks it is the scored
+sharpness, against its threshold, in place of the plain λ₁(H)."""
 SCALARS = ("onset_step", "final_sharpness", "phase", "critical_c", "max_sharpness")
 
 
@@ -133,6 +135,12 @@ class Prediction:
         frame = pd.DataFrame(rows)
         frame = frame.set_index("step") if len(frame) else pd.DataFrame(index=pd.Index([], name="step"))
         return cls(frame=frame, **kwargs)
+
+
+class NotApplicable(Exception):
+    """Raised by :meth:`Predictor.predict` when the theory makes no claim about this problem (e.g. it needs
+    an optimizer state the problem does not hold); the unit is recorded as "not applicable", with the
+    message, instead of failed. Whole tasks a theory never covers are excluded by ``applies_to``."""
 
 
 class Predictor(ABC):

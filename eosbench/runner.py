@@ -31,7 +31,7 @@ from eosbench.errors import DataUnavailableError, EosbenchError
 from eosbench.executors import DaskExecutor, LocalExecutor, ResultOf
 from eosbench.measure import measure
 from eosbench.oracle import require_backend
-from eosbench.predictor import PHASES, SERIES, Budget, Prediction
+from eosbench.predictor import PHASES, SERIES, Budget, NotApplicable, Prediction
 from eosbench.registry import PredictorRef
 from eosbench.results import RESULT_SCHEMA_VERSION
 from eosbench.scoring import forecast_metrics, phase_metrics, skill, spearman
@@ -60,8 +60,9 @@ def measure_unit(spec: TaskSpec, data_dir: str | None, threads: int = 0) -> Traj
 
 
 def predict_unit(ref: PredictorRef, spec: TaskSpec, track: str, trajectory: Trajectory, backend: str,
-                 data_dir: str | None, budget_seconds: float, threads: int = 0) -> dict[int, dict]:
-    """Run one predictor on one task's problems (inside its own process); returns per-origin payloads."""
+                 data_dir: str | None, budget_seconds: float, threads: int = 0) -> dict[int, dict] | NotApplicable:
+    """Run one predictor on one task's problems (inside its own process); returns per-origin payloads, or
+    the :class:`NotApplicable` a problem raised."""
     from eosbench.oracle import build_oracle
 
     _limit_threads(threads)
@@ -71,7 +72,10 @@ def predict_unit(ref: PredictorRef, spec: TaskSpec, track: str, trajectory: Traj
     for t0 in origins(track, spec, trajectory):
         problem = make_problem(track, spec, trajectory, oracle, t0, Budget(wall_seconds=budget_seconds))
         before, started = oracle.counters.snapshot(), time.perf_counter()
-        prediction = predictor.predict(problem)
+        try:
+            prediction = predictor.predict(problem)
+        except NotApplicable as exc:
+            return exc
         if not isinstance(prediction, Prediction):
             raise TypeError(f"predict() returned {type(prediction).__name__}, not eosbench.predictor.Prediction")
         cost = {**{k: float(v) for k, v in prediction.cost.items()},  # the predictor's own entries, e.g. solver time
@@ -88,8 +92,11 @@ def predict_isolated(ref: PredictorRef, spec: TaskSpec, track: str, trajectory: 
     n_origins = len(origins(track, spec, trajectory))
     if not n_origins:
         return "not-applicable", "the run diverged before the first forecast origin"
-    return run_isolated(predict_unit, (ref, spec, track, trajectory, backend, data_dir, budget_seconds, threads),
-                        budget_seconds * n_origins + 5)
+    status, value = run_isolated(predict_unit, (ref, spec, track, trajectory, backend, data_dir, budget_seconds,
+                                                threads), budget_seconds * n_origins + 5)
+    if status == "ok" and isinstance(value, NotApplicable):
+        return "not-applicable", str(value)
+    return status, value
 
 
 def _child(conn, fn, args) -> None:
@@ -191,12 +198,13 @@ def scored_steps(track: str, spec: TaskSpec, trajectory: Trajectory, t0: int) ->
 def score_unit(spec: TaskSpec, trajectory: Trajectory, track: str, payloads: dict[int, dict]) -> dict:
     """Metrics averaged over the unit's origins, and the quantities covered."""
     measured = measured_frame(trajectory)
+    column, threshold = trajectory.edge
     per_origin, covered = [], set()
     for t0, payload in payloads.items():
         metrics, cov = forecast_metrics(
-            Prediction(payload["frame"], payload["scalars"]), measured, threshold=trajectory.threshold,
+            Prediction(payload["frame"], payload["scalars"]), measured, threshold=threshold,
             sigma=spec.scoring.smoothing, steps=scored_steps(track, spec, trajectory, t0),
-            with_onset=(track == "trajectory"))
+            with_onset=(track == "trajectory"), sharpness=column)
         per_origin.append(metrics)
         covered |= set(cov)
     keys = sorted({k for m in per_origin for k in m})

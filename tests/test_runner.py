@@ -60,6 +60,15 @@ def test_broken_plugin_fails_only_its_tasks(env, name, needle):
     assert record["tracks"]["trajectory"]["aggregate"]["failed"] == 2
 
 
+def test_a_plugin_raising_not_applicable_is_recorded_so_with_its_reason(env):
+    record = run("fine-declines")
+    tasks = record["tracks"]["trajectory"]["tasks"]
+    for t in tasks.values():
+        assert t["status"] == "not-applicable" and "optimizer state" in t["error"]
+    aggregate = record["tracks"]["trajectory"]["aggregate"]
+    assert aggregate["failed"] == 0 and aggregate["ok"] == 0
+
+
 def test_good_plugin_scores_and_rescoring_reproduces(env):
     record = run("fine-constant")
     tasks = record["tracks"]["trajectory"]["tasks"]

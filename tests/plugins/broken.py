@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from eosbench.predictor import Prediction, Predictor
+from eosbench.predictor import NotApplicable, Prediction, Predictor
 
 
 def _constant(problem, value):
@@ -68,3 +68,12 @@ class Fine(Predictor):
 
     def predict(self, problem):
         return _constant(problem, float(problem.observed["loss"].iloc[-1]) * float(np.float64(1.0)))
+
+
+class Declines(Predictor):
+    """Makes no claim about these problems (a state it needs is missing): not applicable, not failed."""
+
+    name, version = "fine-declines", "0.0.1"
+
+    def predict(self, problem):
+        raise NotApplicable("needs an optimizer state this problem does not hold")
