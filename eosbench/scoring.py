@@ -4,7 +4,8 @@ At the edge of stability the measured curves oscillate from step to step while t
 flow predict their time average, so forecasts are compared with the measured series smoothed by a
 Gaussian of σ steps (the task's ``scoring.smoothing``):
 
-* ``sharpness_error`` = mean over scored steps of |Ŝ − S̄| / threshold (threshold = 2/η for GD);
+* ``sharpness_error`` = mean over scored steps of |Ŝ − S̄| / threshold (threshold = 2/η for GD; for Adam
+  and RMSProp the preconditioned sharpness λ₁(P⁻¹H) against its threshold, which is the edge they train at);
 * ``loss_error`` = mean of |log L̂ − log L̄| (both clipped at 1e-8 × the measured loss at step 0);
 * ``onset_error`` = |t̂ − t| / T for the first step with S ≥ threshold (a run that never crosses counts
   as crossing at T; trajectory track only);
@@ -82,9 +83,11 @@ def onset_error(predicted_onset: int | None, measured_onset: int | None, t_start
 
 
 def forecast_metrics(prediction: Prediction, measured: pd.DataFrame, *, threshold: float, sigma: float,
-                     steps: np.ndarray, with_onset: bool) -> tuple[dict[str, float], list[str]]:
-    """Errors of one forecast over ``steps`` and the quantities it covered."""
-    frame = prediction.frame
+                     steps: np.ndarray, with_onset: bool,
+                     sharpness: str = "sharpness") -> tuple[dict[str, float], list[str]]:
+    """Errors of one forecast over ``steps`` and the quantities it covered; ``sharpness`` names the column
+    scored as the sharpness against ``threshold`` (``precond_sharpness`` for Adam and RMSProp)."""
+    frame, measured = _as_sharpness(prediction.frame, sharpness), _as_sharpness(measured, sharpness)
     metrics: dict[str, float] = {}
     covered: list[str] = []
     if "sharpness" in frame and "sharpness" in measured:
@@ -103,6 +106,13 @@ def forecast_metrics(prediction: Prediction, measured: pd.DataFrame, *, threshol
         measured_onset = first_crossing(measured["sharpness"], threshold)
         metrics["onset_error"] = onset_error(predicted, measured_onset, int(steps.min()), int(steps.max()))
     return metrics, covered
+
+
+def _as_sharpness(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``frame`` with ``column`` as its ``sharpness`` (the plain one dropped when another is scored)."""
+    if column == "sharpness":
+        return frame
+    return frame.drop(columns=["sharpness"], errors="ignore").rename(columns={column: "sharpness"})
 
 
 def phase_metrics(predicted: dict[str, str], measured: dict[str, str], predicted_critical: dict[str, float],

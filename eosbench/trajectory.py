@@ -85,10 +85,18 @@ class Trajectory:
             return pd.Series(dtype=float, name=column)
         return self.frame[column].dropna()
 
+    @property
+    def edge(self) -> tuple[str, float]:
+        """The sharpness column the optimizer's stability is about and its threshold: for Adam and RMSProp
+        the preconditioned sharpness λ₁(P⁻¹H) and its threshold, else ``sharpness`` and :attr:`threshold`."""
+        pre = self.series("precond_threshold")
+        return ("precond_sharpness", float(pre.iloc[0])) if len(pre) else ("sharpness", self.threshold)
+
     def onset_step(self, fraction: float = 1.0) -> int | None:
-        """First measured step with sharpness ≥ fraction · threshold (None if never)."""
-        s = self.series("sharpness")
-        hit = s[s >= fraction * self.threshold]
+        """First measured step whose sharpness (:attr:`edge`'s) is ≥ fraction · threshold (None if never)."""
+        column, threshold = self.edge
+        s = self.series(column)
+        hit = s[s >= fraction * threshold]
         return int(hit.index[0]) if len(hit) else None
 
     def save(self, directory: Path) -> None:

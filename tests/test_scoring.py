@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eosbench.scoring import (loss_error, mean_ranks, onset_error, phase_metrics, sharpness_error, skill,
-                              smooth)
+from eosbench.predictor import Prediction
+from eosbench.scoring import (forecast_metrics, loss_error, mean_ranks, onset_error, phase_metrics,
+                              sharpness_error, skill, smooth)
+from eosbench.trajectory import Trajectory
 
 
 def test_smoothing_preserves_constants_and_averages_a_period_two_oscillation():
@@ -28,6 +30,23 @@ def test_errors_by_hand():
     assert onset_error(120, 100, 0, 400) == pytest.approx(0.05)
     assert onset_error(None, 100, 0, 400) == pytest.approx(0.75)  # never crossing counts as crossing at T
     assert skill(0.5, 1.0) == pytest.approx(0.5) and math.isnan(skill(0.5, 0.0))
+
+
+def test_adaptive_optimizers_are_scored_on_the_preconditioned_sharpness():
+    """RMSProp at its edge: λ₁(P⁻¹H) at 2/η is scored (error and onset), not the plain λ₁(H) far below."""
+    steps = np.arange(0, 40, 4)
+    pre = np.where(steps >= 20, 2000.0, 1000.0)
+    measured = pd.DataFrame({"loss": 1.0, "sharpness": 5.0, "precond_sharpness": pre, "precond_threshold": 2000.0},
+                            index=pd.Index(steps, name="step"))
+    trajectory = Trajectory(measured, {"lr": 1e-3, "threshold": 2000.0, "outcome": "completed"})
+    assert trajectory.edge == ("precond_sharpness", 2000.0) and trajectory.onset_step() == 20
+    predicted = Prediction(pd.DataFrame({"loss": 1.0, "sharpness": 5.0, "precond_sharpness": pre + 200},
+                                        index=pd.Index(steps, name="step")), {"onset_step": 24})
+    column, threshold = trajectory.edge
+    metrics, covered = forecast_metrics(predicted, measured, threshold=threshold, sigma=0, steps=steps,
+                                        with_onset=True, sharpness=column)
+    assert metrics["sharpness_error"] == pytest.approx(0.1) and metrics["onset_error"] == pytest.approx(4 / 36)
+    assert covered == ["sharpness", "loss", "onset"]
 
 
 def test_loss_error_treats_losses_below_the_floor_as_converged():
