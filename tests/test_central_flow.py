@@ -69,7 +69,7 @@ def test_one_critical_eigenvalue_gives_the_closed_form():
         gs = rng.normal(size=30)
         g = sign * 0.3 * gs + rng.normal(size=30)  # sign −1: progressive sharpening (∇S·∇L < 0)
         block = CriticalBlock(oracle.asarray(gs[None, :]), np.array([[gs @ gs]]), np.array([[lam]]))
-        velocity, x, _ = CF._field(oracle, oracle.asarray(g), block, lr, 2 / lr, dt)
+        velocity, _, x, _ = CF._field(oracle, oracle.asarray(g), block, lr, 2 / lr, dt)
         closed = max(0.0, (lam - 2 / lr - dt * lr * gs @ g) / (dt * lr / 2 * gs @ gs))
         assert x[0, 0] == pytest.approx(closed, rel=1e-8, abs=1e-12)
         if lam == 2 / lr:

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from eosbench.predictor import Prediction, Predictor, Problem
+from eosbench.optimizers import make_optimizer
+from eosbench.predictor import NotApplicable, Prediction, Predictor, Problem
 from eosbench.sdcp import SDCPError, solve_sdcp
 from eosbench.spec import TaskSpec
 
@@ -20,25 +21,35 @@ HOLD = 1.05  # the flow has failed to hold the sharpness once η·λ₁ > 2·HOL
 
 
 class Eigenbasis:
-    """The top Hessian eigenpairs along the flow, tracked cheaply: each evaluation does Rayleigh–Ritz in
-    the tracked block V (one HVP per column); when a Ritz residual ‖Hv − λv‖ exceeds ``rr_tol``·|λ₁|
-    (the guard column excepted) the block is refreshed by LOBPCG warm-started from V (to ``eig_tol``).
-    The block grows by one column (up to ``max_tracked``) when all its columns are above 1.5/η."""
+    """The top eigenpairs of the Hessian (of D H D when a diagonal ``scale`` D is set: the preconditioned
+    Hessian P^(−1/2) H P^(−1/2) of RMSProp) along the flow, tracked cheaply: each evaluation does
+    Rayleigh–Ritz in the tracked block V (one HVP per column); when a Ritz residual ‖Hv − λv‖ exceeds
+    ``rr_tol``·|λ₁| (the guard column excepted) the block is refreshed by LOBPCG warm-started from V (to
+    ``eig_tol``). The block grows by one column (up to ``max_tracked``) when all its columns are above 1.5/η."""
 
-    def __init__(self, oracle, theta, lr: float, tracked: int, max_tracked: int, rr_tol: float, eig_tol: float):
-        self.oracle, self.lr, self.rr_tol, self.eig_tol = oracle, lr, rr_tol, eig_tol
+    def __init__(self, oracle, theta, lr: float, tracked: int, max_tracked: int, rr_tol: float, eig_tol: float,
+                 scale=None):
+        self.oracle, self.lr, self.rr_tol, self.eig_tol, self.scale = oracle, lr, rr_tol, eig_tol, scale
         self.max_tracked = min(max_tracked, oracle.num_params)
         self.vectors, self.refreshes = None, 0
         self.refresh(theta, min(tracked, oracle.num_params))
 
     def refresh(self, theta, m: int) -> None:
-        top = self.oracle.eigs(theta, m, v0=self.vectors, tol=self.eig_tol, maxiter=200)
+        top = self.oracle.eigs(theta, m, v0=self.vectors, tol=self.eig_tol, maxiter=200, precondition=self.scale)
         self.values, self.vectors = np.asarray(top.values, dtype=float), top.vectors[:, :m]
         self.refreshes += 1
 
+    def directions(self, k: int):
+        """The parameter-space directions u = D z of the top k tracked vectors z (UᵀPU = I)."""
+        z = self.vectors[:, :k]
+        return z if self.scale is None else self.scale[:, None] * z
+
     def update(self, theta) -> None:
         v = self.vectors
-        hv = self.oracle.hvp(theta, v)
+        if self.scale is None:
+            hv = self.oracle.hvp(theta, v)
+        else:
+            hv = self.scale[:, None] * self.oracle.hvp(theta, self.scale[:, None] * v)
         gram = v.T @ hv
         w, c = torch.linalg.eigh(0.5 * (gram + gram.T))
         w, c = w.flip(0), c.flip(1)
@@ -65,16 +76,47 @@ class FlowRun:
 
 @dataclass
 class CriticalBlock:
-    """The near-critical eigen-directions at a step: F (k², P) with row (i, j) = G_ij = ∇³L[u_i, u_j],
-    its Gram matrix F Fᵀ, and UᵀHU (Λ at the step, propagated to first order through its substeps)."""
+    """The near-critical eigen-directions u_i at a step: F (k², P) with row (i, j) = G_ij = ∇³L[u_i, u_j],
+    its Gram matrix F P⁻¹ Fᵀ, and M = UᵀHU (Λ at the step, propagated to first order through its
+    substeps). Under RMSProp also E (k², P) with rows u_i ⊙ u_j, the Gram matrix E W Eᵀ of the ν term
+    (W = P²·dP/dν) and UᵀP²U; for GD (P = I) these are None."""
 
     f: Any
     gram: np.ndarray
     hessian: np.ndarray
+    e: Any = None
+    nu_gram: np.ndarray | None = None
+    p2: np.ndarray | None = None
 
     @property
     def k(self) -> int:
         return self.hessian.shape[0]
+
+
+@dataclass
+class SecondMoment:
+    """RMSProp's ν along its central flow (the paper's Part III, THEORY.md §5): GD's step is −ηP⁻¹∇L with
+    P = diag(√ν + ε), and dν/dt = ((1 − β₂)/β₂)[∇L^⊙2 + E(Hδ)^⊙2 − ν], E(Hδ)^⊙2 = (4/η²)P^⊙2 ⊙ diag Σ
+    (Hu = (2/η)Pu on the critical space; the paper's 4ν/η² at ε = 0). The factor 1/β₂ is the paper's:
+    ν_t = β₂ν_{t−1} + (1 − β₂)g_t² read as a backward difference, ν_t − ν_{t−1} = ((1 − β₂)/β₂)(g_t² − ν_t)."""
+
+    nu: Any
+    eps: float
+    rate: float
+
+    def p(self):
+        return self.nu.sqrt() + self.eps
+
+    def scale(self):
+        """D = P^(−1/2): the eigenpairs of D H D are those of P⁻¹H (with u = D z)."""
+        return self.p() ** -0.5
+
+    def dp_dnu(self):
+        root = self.nu.sqrt()
+        return torch.where(root > 0, 0.5 / root.clamp_min(1e-300), torch.zeros_like(root))
+
+    def nu_rate(self, g, sigma_diag, lr: float):
+        return self.rate * (g * g + (4 / lr ** 2) * self.p() ** 2 * sigma_diag - self.nu)
 
 
 class CentralFlow(Predictor):
@@ -104,9 +146,9 @@ class CentralFlow(Predictor):
     this code relies on were re-derived. The one-eigenvalue σ² = 2⟨−∇L, ∇S⟩/‖∇S‖² is the k = 1 SDCP at
     λ = 2/η, for any dt (in general X = max(0, (λ − 2/η − dt·η∇S·∇L) / (dt(η/2)‖∇S‖²)); both compared with
     the solver in tests/test_central_flow.py); the loss ½⟨H, Σ⟩ and ‖∇L‖² terms are derived above (the [D]
-    line of §5 holds, with λ_i² in place of 4/η²). The time convention is the reference code's (one step = one time unit). The RMSProp
-    variant is not implemented: its ν equation is tagged as our own algebra in THEORY.md and was not
-    checked against the paper.
+    line of §5 holds, with λ_i² in place of 4/η²). The time convention is the reference code's (one step
+    = one time unit). For RMSProp the [V] lines of THEORY.md §5 (Part III) are used; its [D] line, the
+    scalar-RMSProp σ², is not (scalar RMSProp is not an eosbench optimizer).
 
     Discretisation: explicit Euler, ``substeps`` = 4 per step (the authors' ``nsubsteps``), more when
     η·λ₁ > 2 (max(4, ⌈2ηλ₁⌉), as their stable flow); ∇L and the SDCP are evaluated at every substep. The
@@ -118,6 +160,24 @@ class CentralFlow(Predictor):
     columns, all with η·λ ≥ 1.5 plus one guard), k(k+1)/2 third-derivative products and 4 k×k SDCPs
     (none while A0 ⪰ 0).
 
+    RMSProp (tasks with an ``rmsprop`` optimizer; the paper's Part III, checked against THEORY.md §5, whose
+    lines for it are [V]): with P = diag(√ν + ε) (:class:`SecondMoment`), dθ/dt = −ηP⁻¹[∇L + ½ Σ X_ij G_ij]
+    and dν/dt as in :class:`SecondMoment`; U are the top generalized eigenvectors of (H, P) (UᵀPU = I,
+    tracked as eigenvectors z of P^(−1/2)HP^(−1/2), u = P^(−1/2)z) and the SDCP keeps the block of
+    (2/η)P − H on U positive semidefinite. Its first-order change over dt (U fixed) adds to A0 the term
+    dt(2/η)[Σ_p u_ip u_jp (dP_p/dν_p) ν̇_p(0)] and to B the PSD term dt(8c/η³) E W Eᵀ, c = (1 − β₂)/β₂,
+    W = P²·dP/dν, E the rows u_i ⊙ u_j; B's first part becomes dt(η/2) F P⁻¹ Fᵀ. The predicted GD
+    ‖∇L‖² uses E‖Hδ‖² = tr(Λ X Λ UᵀP²U). The first ``warm_start`` = 2 steps are RMSProp's own (the
+    authors' ``--warm_start`` protocol), and the flow starts from θ₂ with ν₂: at ν₀ = g₀² coordinates whose
+    first gradient is ≈ 0 get step sizes near η/ε (on the digits RMSProp task η·λ₁(P⁻¹H)/2 is 50 at step 0
+    and 0.9 at step 1), a discrete start-up no flow describes. It needs t0 = 0: at a later origin the
+    problem holds θ but not ν, and it raises :class:`~eosbench.predictor.NotApplicable`. Rows hold the
+    plain ``sharpness`` λ₁(H) (a warm LOBPCG solve per measured step) and ``precond_sharpness`` λ₁(P⁻¹H),
+    held at 2/η and scored on these tasks. Up to ``max_tracked_rmsprop`` = 12 eigenvectors are tracked: on
+    the digits task 12 are critical by step 300 (with 8, the SDCP ran out of guard columns and its loss
+    jumped by up to 17 % at single steps). Measured on that task (300 steps, 96 s): mean relative error of
+    the loss against σ = 20-smoothed RMSProp under 1 % from the onset, η·λ₁(P⁻¹H)/2 within 2e-4 of 1.
+
     Regime: where no eigenvalue reaches 2/η it is gradient flow (Euler). It stops, saying why in
     ``diagnostics["left_regime"]``, when the SDCP has no solution (B = 0, e.g. a quadratic above 2/η),
     when the sharpness runs above 2·HOLD/η anyway, on a non-finite loss, or near the time budget.
@@ -128,11 +188,13 @@ class CentralFlow(Predictor):
     substeps = 4
     tracked = 3
     max_tracked = 8
+    max_tracked_rmsprop = 12  # RMSProp's preconditioned spectrum brings many more eigenvalues to the edge
     rr_tol = 1e-2
     eig_tol = 1e-3
+    warm_start = 2  # RMSProp: discrete steps before the flow starts (see the class docstring)
 
     def applies_to(self, task: TaskSpec) -> bool:
-        return task.optimizer.name == "gd"
+        return task.optimizer.name in ("gd", "rmsprop")
 
     def predict(self, problem: Problem) -> Prediction:
         return self.prediction(self.integrate(problem))
@@ -158,10 +220,15 @@ class CentralFlow(Predictor):
                                               "grad_norm2_center", "sharpness", "grads", "hvps", "d3s",
                                               "solver_seconds", "refreshes")})
         started = time.perf_counter()
-        theta = problem.theta0
-        basis = Eigenbasis(oracle, theta, lr, self.tracked, self.max_tracked, self.rr_tol, self.eig_tol)
+        theta, moment, plain, first = problem.theta0, None, None, problem.t0
+        if problem.task.optimizer.name == "rmsprop":
+            theta, moment, plain = self._warm_start(problem, run, wanted, every, eig_columns)
+            first += self.warm_start
+        basis = Eigenbasis(oracle, theta, lr, self.tracked,
+                           self.max_tracked if moment is None else self.max_tracked_rmsprop, self.rr_tol,
+                           self.eig_tol, scale=None if moment is None else moment.scale())
         fresh = True
-        for step in range(problem.t0, last + 1):
+        for step in range(first, last + 1):
             before, refreshes, solver = oracle.counters.snapshot(), basis.refreshes, 0.0
             if time.perf_counter() - started > 0.9 * problem.budget.wall_seconds:
                 run.left_regime = f"step {step}: stopped near the time budget ({problem.budget.wall_seconds:.0f} s)"
@@ -171,6 +238,8 @@ class CentralFlow(Predictor):
                 run.left_regime = f"step {step}: non-finite loss"
                 break
             if not fresh:
+                if moment is not None:
+                    basis.scale = moment.scale()
                 basis.update(theta)
             fresh = False
             if run.onset_step is not None and lr * basis.values[0] > 2 * HOLD:
@@ -178,27 +247,37 @@ class CentralFlow(Predictor):
                                    f"(η·λ₁ = {lr * basis.values[0]:.4f})")
                 break
             n = max(self.substeps, math.ceil(2 * lr * basis.values[0]))
-            block = self._critical_block(oracle, theta, basis, lr)
+            block = self._critical_block(oracle, theta, basis, lr, moment)
             for j in range(n):
                 if j:
                     loss, g = oracle.loss_and_grad(theta)
                 try:
-                    direction, x, seconds = self._field(oracle, g, block, lr, edge, 1.0 / n)
+                    direction, nu_rate, x, seconds = self._field(oracle, g, block, lr, edge, 1.0 / n, moment)
                 except SDCPError as exc:
                     run.left_regime = f"step {step}: {exc}"
                     break
                 solver += seconds
                 if j == 0:
-                    self._record(run, step, loss, g, x, block, basis, wanted, every, eig_columns)
+                    reported = basis.values
+                    if moment is not None and step in wanted and every and step % every == 0:
+                        plain = self._plain_eigs(oracle, theta, eig_columns, plain)
+                        reported = np.asarray(plain.values, dtype=float)
+                    self._record(run, step, loss, g, x, block, basis.values, reported, wanted, every,
+                                 eig_columns, preconditioned=moment is not None)
                     if step in keep:
                         run.thetas[step] = oracle.to_numpy(theta)
                     if step == last:
                         break
                 if run.onset_step is None and x.any():
                     run.onset_step = step
-                if block is not None:  # the critical block of H after the substep, to first order
-                    block.hessian = block.hessian + oracle.to_numpy(block.f @ direction).reshape(block.k, -1) / n
+                if block is not None:  # the critical block of H (of H − (2/η)(P − P₀)) after the substep
+                    change = block.f @ direction
+                    if moment is not None:
+                        change = change - edge * (block.e @ (moment.dp_dnu() * nu_rate))
+                    block.hessian = block.hessian + oracle.to_numpy(change).reshape(block.k, -1) / n
                 theta = theta + direction / n
+                if moment is not None:
+                    moment.nu = moment.nu + nu_rate / n
             spent = oracle.counters.since(before)
             for key, value in (("grads", spent["grads"]), ("hvps", spent["hvps"]), ("d3s", spent["d3s"]),
                                ("solver_seconds", solver), ("refreshes", basis.refreshes - refreshes)):
@@ -207,49 +286,107 @@ class CentralFlow(Predictor):
                 break
         return run
 
+    def _warm_start(self, problem: Problem, run: FlowRun, wanted: set[int], every: int, eig_columns: int):
+        """RMSProp's first ``warm_start`` steps, taken by the discrete algorithm itself (the authors' protocol,
+        ``--warm_start``) and recorded as its rows; returns θ, the :class:`SecondMoment` ν at that step (ν
+        updated with its gradient, as the measured preconditioned sharpness is) and the plain eigenpairs."""
+        opt, oracle = problem.task.optimizer, problem.oracle
+        if problem.t0 != 0:
+            raise NotApplicable("RMSProp's ν at the forecast origin is not part of the problem (only θ is): "
+                                "the flow starts from step 0, where ν = ∇L(θ0)^⊙2")
+        optimizer = make_optimizer(opt, problem.lr, n_examples=0)
+        theta, plain = problem.theta0, None
+        for step in range(problem.t0, problem.t0 + self.warm_start):
+            loss, g = oracle.loss_and_grad(theta)
+            if step in wanted:
+                row = {"step": step, "loss": loss, "grad_norm": float((g * g).sum()) ** 0.5}
+                if every and step % every == 0:
+                    plain = self._plain_eigs(oracle, theta, eig_columns, plain)
+                    row.update(_eigen_columns(np.asarray(plain.values, dtype=float), eig_columns))
+                run.rows.append(row)
+            theta = optimizer.update(theta, g, step)
+        g = oracle.grad(theta)
+        nu = opt.beta2 * optimizer.v + (1 - opt.beta2) * g * g
+        return theta, SecondMoment(nu, opt.eps, (1 - opt.beta2) / opt.beta2), plain
+
+    def _plain_eigs(self, oracle, theta, k: int, previous):
+        """The top-k eigenpairs of the plain Hessian (RMSProp's reported sharpness), warm-started."""
+        return oracle.eigs(theta, k, v0=None if previous is None else previous.vectors, tol=self.eig_tol,
+                           maxiter=200)
+
     @staticmethod
-    def _critical_block(oracle, theta, basis: Eigenbasis, lr: float) -> CriticalBlock | None:
-        """G_ij = ∇³L[u_i, u_j] (k(k+1)/2 products) and UᵀHU = Λ over the eigenvalues with η·λ ≥ 1.95."""
+    def _critical_block(oracle, theta, basis: Eigenbasis, lr: float,
+                        moment: SecondMoment | None = None) -> CriticalBlock | None:
+        """G_ij = ∇³L[u_i, u_j] (k(k+1)/2 products) and UᵀHU = Λ over the eigenvalues with η·λ ≥ 1.95
+        (with RMSProp's terms of the preconditioner, see the class docstring)."""
         k = int(np.sum(lr * basis.values >= CRITICAL))
         if k == 0:
             return None
-        u = basis.vectors[:, :k]
+        u = basis.directions(k)
         pairs = {}
         for i in range(k):
             for j in range(i, k):
                 pairs[i, j] = pairs[j, i] = oracle.d3(theta, u[:, i], u[:, j])
         f = torch.stack([pairs[i, j] for i in range(k) for j in range(k)])
-        return CriticalBlock(f, oracle.to_numpy(f @ f.T), np.diag(basis.values[:k]))
+        if moment is None:
+            return CriticalBlock(f, oracle.to_numpy(f @ f.T), np.diag(basis.values[:k]))
+        p = moment.p()
+        e = torch.stack([u[:, i] * u[:, j] for i in range(k) for j in range(k)])
+        w = p * p * moment.dp_dnu()
+        return CriticalBlock(f, oracle.to_numpy((f / p) @ f.T), np.diag(basis.values[:k]), e=e,
+                             nu_gram=oracle.to_numpy((e * w) @ e.T), p2=oracle.to_numpy(u.T @ (p[:, None] ** 2 * u)))
 
     @staticmethod
-    def _field(oracle, g, block: CriticalBlock | None, lr: float, edge: float, dt: float):
-        """θ̇ = −η[∇L + ½ Σ X_ij G_ij] with X from the SDCP of the substep dt; returns (θ̇, X, solver seconds)."""
+    def _field(oracle, g, block: CriticalBlock | None, lr: float, edge: float, dt: float,
+               moment: SecondMoment | None = None):
+        """θ̇ = −ηP⁻¹[∇L + ½ Σ X_ij G_ij] (P = I for GD) with X from the SDCP of the substep dt; returns
+        (θ̇, ν̇ or None, X, solver seconds)."""
+        pinv = None if moment is None else 1 / moment.p()
+        precondition = (lambda v: v) if moment is None else (lambda v: pinv * v)
+        nu_rate = (lambda sigma_diag: None) if moment is None else (lambda sigma_diag: moment.nu_rate(g, sigma_diag, lr))
         if block is None:
-            return -lr * g, np.zeros((0, 0)), 0.0
+            return -lr * precondition(g), nu_rate(0.0), np.zeros((0, 0)), 0.0
         k = block.k
-        a0 = edge * np.eye(k) - block.hessian + dt * lr * oracle.to_numpy(block.f @ g).reshape(k, k)
-        solution = solve_sdcp(a0, dt * lr / 2 * block.gram)
+        a0 = edge * np.eye(k) - block.hessian + dt * lr * oracle.to_numpy(block.f @ precondition(g)).reshape(k, k)
+        b = dt * lr / 2 * block.gram
+        if moment is not None:
+            a0 = a0 + dt * edge * oracle.to_numpy(block.e @ (moment.dp_dnu() * nu_rate(0.0))).reshape(k, k)
+            b = b + dt * edge * moment.rate * (4 / lr ** 2) * block.nu_gram
+        solution = solve_sdcp(a0, b)
         if not solution.solved:
-            return -lr * g, solution.x, 0.0
-        return -lr * (g + 0.5 * (oracle.asarray(solution.x.reshape(-1)) @ block.f)), solution.x, solution.seconds
+            return -lr * precondition(g), nu_rate(0.0), solution.x, 0.0
+        xs = oracle.asarray(solution.x.reshape(-1))
+        direction = -lr * precondition(g + 0.5 * (xs @ block.f))
+        return direction, nu_rate(xs @ block.e if moment is not None else 0.0), solution.x, solution.seconds
 
     @staticmethod
-    def _record(run: FlowRun, step: int, loss: float, g, x, block: CriticalBlock | None, basis: Eigenbasis,
-                wanted: set[int], every: int, eig_columns: int) -> None:
+    def _record(run: FlowRun, step: int, loss: float, g, x, block: CriticalBlock | None, tracked: np.ndarray,
+                reported: np.ndarray, wanted: set[int], every: int, eig_columns: int,
+                preconditioned: bool = False) -> None:
+        """The row of a wanted step (eigenvalues from ``reported``; with ``preconditioned`` also the top
+        ``tracked`` one as ``precond_sharpness``) and the diagnostic series."""
         g2 = float((g * g).sum())
         values = np.diag(block.hessian) if block is not None else np.zeros(0)
         diag = np.diag(x) if x.size else np.zeros(0)
         mean_loss = loss + 0.5 * float(values @ diag)
-        grad_norm2 = g2 + float((values ** 2) @ diag)
+        if block is None or block.p2 is None:
+            grad_norm2 = g2 + float((values ** 2) @ diag)
+        else:  # E‖Hδ‖² = tr(Λ X Λ UᵀP²U)
+            grad_norm2 = g2 + float(np.trace(np.diag(values) @ x @ np.diag(values) @ block.p2))
         if step in wanted:
             row = {"step": step, "loss": mean_loss, "grad_norm": math.sqrt(grad_norm2)}
             if every and step % every == 0:
-                row["sharpness"] = float(basis.values[0])
-                for i in range(1, min(eig_columns, len(basis.values))):
-                    row[f"eig_{i + 1}"] = float(basis.values[i])
+                row.update(_eigen_columns(reported, eig_columns))
+                if preconditioned:
+                    row["precond_sharpness"] = float(tracked[0])
             run.rows.append(row)
-        for key, value in (("step", step), ("k", len(values)), ("tracked", len(basis.values)),
+        for key, value in (("step", step), ("k", len(values)), ("tracked", len(tracked)),
                            ("trace_x", float(np.trace(x)) if x.size else 0.0),
                            ("variances", np.linalg.eigvalsh(x).tolist() if x.size else []),
-                           ("loss_center", loss), ("grad_norm2_center", g2), ("sharpness", float(basis.values[0]))):
+                           ("loss_center", loss), ("grad_norm2_center", g2), ("sharpness", float(tracked[0]))):
             run.series[key].append(value)
+
+
+def _eigen_columns(values: np.ndarray, k: int) -> dict[str, float]:
+    """The ``sharpness`` and ``eig_2..k`` entries of a row from the top eigenvalues."""
+    return {"sharpness" if i == 0 else f"eig_{i + 1}": float(values[i]) for i in range(min(k, len(values)))}
