@@ -184,7 +184,7 @@ class CentralFlow(Predictor):
     """
 
     name = "central-flow"
-    version = "1.0.0"
+    version = "1.1.0"
     substeps = 4
     tracked = 3
     max_tracked = 8
