@@ -122,7 +122,7 @@ def test_rmsprop_flow_on_the_whole_task():
     spec, trajectory, problem, run, prediction = _run(Catalog().get("digits-mlp-tanh-rmsprop").steps)
     _check(spec, trajectory, problem, run, prediction, loss_bound=0.02, gain=3, stop=spec.steps)
     late = [s for s in sorted(trajectory.checkpoints) if s >= trajectory.onset_step() + 100]
-    for s in late:  # the flow stays within 0.6 of RMSProp in weight space (‖θ‖ ≈ 14)
+    for s in late:  # the flow stays within 0.6 of RMSProp in weight space (‖θ‖ ≈ 7.5; measured 0.33–0.42)
         assert np.linalg.norm(run.thetas[s] - trajectory.checkpoint(s)) < 0.6, s
 
 
