@@ -77,15 +77,19 @@ def test_one_critical_eigenvalue_gives_the_closed_form():
             assert abs(gs @ oracle.to_numpy(velocity)) <= 1e-8 * lr * np.linalg.norm(gs) * np.linalg.norm(g)
 
 
-@pytest.fixture(scope="module")
-def digits_run():
-    """The tiny digits tanh MLP at η = 0.5 (2/η = 4): GD measured, the central flow with θ kept at the
-    checkpoints, and gradient flow integrated from checkpoint to checkpoint (losses and θ). One thread:
-    the small products of this model run faster that way on a shared machine."""
+def _digits(dtype: str):
+    """The tiny digits tanh MLP at η = 0.5 (2/η = 4) in ``dtype``."""
+    return Catalog().get("digits-mlp-tanh-eos").model_copy(update={"dtype": dtype})
+
+
+def _digits_run(dtype: str):
+    """GD measured on the digits task in ``dtype``, the central flow with θ kept at the checkpoints, and
+    gradient flow integrated from checkpoint to checkpoint (losses and θ). One thread: the small products
+    of this model run faster that way on a shared machine, and float32 sums are then reproducible."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        spec = Catalog().get("digits-mlp-tanh-eos")
+        spec = _digits(dtype)
         oracle = build_oracle(spec)
         trajectory = measure(spec, oracle=oracle)
         problem = make_problem("trajectory", spec, trajectory, oracle, 0, Budget())
@@ -105,16 +109,28 @@ def digits_run():
     return spec, trajectory, problem, run, prediction, gf_loss, gf_theta
 
 
+@pytest.fixture(scope="module")
+def digits_run():
+    """Issue 5's checks run on GD measured in float32, the precision the field measures the edge of
+    stability in (GPU float32, JAX's default) and that the issue's reference figures came from. In float64
+    (the tiny tier's dtype, as published) GD leaves gradient flow some 30 steps later, see
+    :func:`test_float64_delays_gds_first_instability`, and the float64 checks are the slow tests below."""
+    return _digits_run("float32")
+
+
+@pytest.fixture(scope="module")
+def digits_run_float64():
+    return _digits_run("float64")
+
+
 def _relative_errors(spec, trajectory, predicted, start):
-    measured = smooth(trajectory.frame["loss"], spec.scoring.smoothing)
+    measured = smooth(trajectory.frame["loss"].astype(float), spec.scoring.smoothing)
     steps = np.array([s for s in measured.index if s >= start])
     return steps, np.array([abs(predicted[s] - measured[s]) / measured[s] for s in steps])
 
 
-def test_time_averaged_loss_matches_smoothed_gd_from_the_onset(digits_run):
-    """Issue 5: from GD's onset to the end, mean relative error < 5 % and at most a third of gradient
-    flow's, against the loss smoothed with σ = 20 steps (measured: 3.5 % vs 17.8 %)."""
-    spec, trajectory, _, _, prediction, gf_loss, _ = digits_run
+def _check_mean_loss_error(run):
+    spec, trajectory, _, _, prediction, gf_loss, _ = run
     assert spec.scoring.smoothing == 20
     onset = trajectory.onset_step()
     _, cf = _relative_errors(spec, trajectory, prediction.frame["loss"], onset)
@@ -123,32 +139,32 @@ def test_time_averaged_loss_matches_smoothed_gd_from_the_onset(digits_run):
     assert cf.mean() <= gf.mean() / 3
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 5's bound of 8 % at every step from onset + 100 is not met on this task: 10.1 % at step 200, "
-    "the tail of GD's second overshoot (steps 155–215, when eigenvalues 3–5 reach 2/η), under 8 % from "
-    "step 205 on"))
+def test_time_averaged_loss_matches_smoothed_gd_from_the_onset(digits_run):
+    """Issue 5: from GD's onset to the end, mean relative error < 5 % and at most a third of gradient
+    flow's, against the loss smoothed with σ = 20 steps (measured: 1.7 % vs 17.9 %)."""
+    _check_mean_loss_error(digits_run)
+
+
 def test_loss_error_stays_under_eight_percent_past_the_transient(digits_run):
+    """Issue 5: under 8 % at every step from 100 steps after the onset (measured: at most 7.9 %, at the
+    last step, where the smoothing window is one-sided; at most 6.5 % before step 396)."""
     spec, trajectory, _, _, prediction, _, _ = digits_run
     steps, cf = _relative_errors(spec, trajectory, prediction.frame["loss"], trajectory.onset_step() + 100)
     assert cf.max() < 0.08, (cf.max(), steps[cf.argmax()])
 
 
-def test_past_the_transients_the_error_is_small(digits_run):
-    """What does hold past onset + 100: under 11 % everywhere (the worst is the end of GD's second
-    overshoot) and under 5 % on average."""
-    spec, trajectory, _, _, prediction, _, _ = digits_run
-    _, cf = _relative_errors(spec, trajectory, prediction.frame["loss"], trajectory.onset_step() + 100)
-    assert cf.max() < 0.11 and cf.mean() < 0.05
-
-
-def test_sharpness_is_held_at_two_over_eta(digits_run):
-    _, trajectory, problem, run, prediction, _, _ = digits_run
+def _check_sharpness_held(run):
+    _, trajectory, problem, run, prediction, _, _ = run
     onset = prediction.scalars["onset_step"]
     assert abs(onset - trajectory.onset_step()) <= 8  # the flow activates as λ₁ comes within dt·η·α of 2/η
     after = prediction.frame.loc[onset:, "sharpness"].dropna()
     assert len(after) > 50
     np.testing.assert_allclose(after, 2 / problem.lr, rtol=1e-2)
     np.testing.assert_allclose(run.series["sharpness"][onset + 1 - problem.t0:], 2 / problem.lr, rtol=1e-3)
+
+
+def test_sharpness_is_held_at_two_over_eta(digits_run):
+    _check_sharpness_held(digits_run)
 
 
 def test_it_is_gradient_flow_before_the_onset(digits_run):
@@ -163,17 +179,62 @@ def test_it_is_gradient_flow_before_the_onset(digits_run):
     assert np.max(np.abs(cf - gf) / gf) < 0.015
 
 
+def _distance_ratios(run, start):
+    """‖θ_CF − θ_GD‖ / ‖θ_GF − θ_GD‖ at GD's checkpoints from ``start`` on."""
+    _, trajectory, _, run, _, _, gf_theta = run
+    steps = [s for s in sorted(trajectory.checkpoints) if s >= start]
+    return {s: np.linalg.norm(run.thetas[s] - trajectory.checkpoint(s))
+            / np.linalg.norm(gf_theta[s] - trajectory.checkpoint(s)) for s in steps}
+
+
 def test_it_stays_closer_to_gd_than_gradient_flow(digits_run):
-    """Weight-space distance to GD's checkpoints from 100 steps after the onset (measured ratios to gradient
-    flow's 0.55, 0.33, 0.29, 0.27, 0.23 at steps 200–400). Not at onset + 50 (step 150): GD's overshoot
-    after the onset has moved it 0.20 from the flow while gradient flow is still 0.11 away; the midpoint
-    (w_t + 2w_{t+1} + w_{t+2})/4 of the authors' protocol gives the same 0.20, so it is not the oscillation."""
-    _, trajectory, _, run, _, _, gf_theta = digits_run
-    late = [s for s in sorted(trajectory.checkpoints) if s >= trajectory.onset_step() + 100]
-    assert len(late) >= 4
-    for s in late:
-        gd = trajectory.checkpoint(s)
-        assert np.linalg.norm(run.thetas[s] - gd) < 0.6 * np.linalg.norm(gf_theta[s] - gd), s
+    """Weight-space distance to GD's checkpoints, at every one from the onset (measured ratios to
+    gradient flow's 0.78, 0.64, 0.31, 0.29, 0.25, 0.22, 0.20 at steps 100–400)."""
+    ratios = _distance_ratios(digits_run, digits_run[1].onset_step())
+    assert len(ratios) >= 6
+    assert max(ratios.values()) < 0.9, ratios
+    assert max(r for s, r in ratios.items() if s >= digits_run[1].onset_step() + 100) < 0.4, ratios
+
+
+def _first_instability(trajectory):
+    """GD's first step after the onset whose loss rises by more than 2 %, and the peak sharpness before it."""
+    loss, onset = trajectory.frame["loss"].astype(float), trajectory.onset_step()
+    first = next(s for s in loss.index if s > onset and loss[s] > 1.02 * loss[s - 1])
+    sharpness = trajectory.frame["sharpness"].dropna().astype(float)
+    return first, float(sharpness[(sharpness.index >= onset) & (sharpness.index <= first)].max())
+
+
+def test_float64_delays_gds_first_instability(digits_run):
+    """Past 2/η the oscillation along the top eigenvector grows from what rounding left there, ~1e-16 in
+    float64 against ~1e-7 in float32: in float64 GD keeps following gradient flow for 75 steps past the
+    onset (to step 175, the sharpness reaching 6.18 = 1.54 × 2/η) against 44 in float32 (step 144, 5.43).
+    This overshoot, which the central flow does not model by design, is what puts the float64 task outside
+    issue 5's 8 % line and its weight-distance line at onset + 50 (the slow tests below)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        spec = _digits("float64")
+        float64 = measure(spec, oracle=build_oracle(spec))
+    finally:
+        torch.set_num_threads(threads)
+    float32 = digits_run[1]
+    assert float64.onset_step() == float32.onset_step()
+    (late, late_peak), (early, early_peak) = _first_instability(float64), _first_instability(float32)
+    assert late >= early + 20 and late_peak > 1.1 * early_peak, (late, late_peak, early, early_peak)
+
+
+@pytest.mark.slow
+def test_float64_task(digits_run_float64):
+    """The published (float64) task. Mean loss error 3.3 % vs gradient flow's 17.9 %, sharpness held; what
+    the delayed instability costs: past onset + 100 the error peaks at 9.7 % (step 200, in GD's first
+    catapult, 25 steps after it starts) and is under 8 % from step 205; the flow is farther from GD than
+    gradient flow at onset + 50 (0.19 vs 0.11, GD not yet unstable) and far closer from onset + 100 on."""
+    _check_mean_loss_error(digits_run_float64)
+    _check_sharpness_held(digits_run_float64)
+    spec, trajectory, _, _, prediction, _, _ = digits_run_float64
+    steps, cf = _relative_errors(spec, trajectory, prediction.frame["loss"], trajectory.onset_step() + 100)
+    assert cf.max() < 0.11 and cf[steps >= 205].max() < 0.08, (cf.max(), steps[cf.argmax()])
+    assert max(_distance_ratios(digits_run_float64, trajectory.onset_step() + 100).values()) < 0.6
 
 
 def test_cost_per_step(digits_run):
