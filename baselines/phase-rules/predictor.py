@@ -40,6 +40,12 @@ class PhaseRules(Predictor):
     the model does not reach) the wide-limit rule with 2 and 4 applies.
 
     Uses only the loss and sharpness at step 0, c, η and the architecture: no weights, no training.
+
+    Measured on the ``phase-diagram`` families (ReLU MLPs on 500 digits, 11 values of c each): phase
+    accuracy 0.82 (d2-w256), 0.73 (d2-w64), 0.27 (d4-w256, d4-w64). The effective-width correction moves
+    c_loss and c_max by under 1 % (1.90–1.92 and 4.0), while at depth 4 the measured c_loss is 3.5 (w256)
+    and 6.9 (w64) and no member diverges up to c = 16: the growth with d/w that the unconfirmed scaling
+    describes, and that one UV mode does not produce.
     """
 
     name = "phase-rules"
