@@ -48,7 +48,7 @@ def _orthonormalize(basis: torch.Tensor, image: torch.Tensor, drop: float) -> tu
 
 
 @contextmanager
-def _one_thread() -> Iterator[None]:
+def one_thread() -> Iterator[None]:
     """Run torch's CPU kernels on one thread, so the result is the same bits whatever the thread count."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -73,7 +73,7 @@ def top_eigs(matvec: Matvec, n: int, k: int, *, v0: torch.Tensor | None = None, 
     wanted, k = k, k + extra
     if n <= max(3 * k, dense_limit):
         dense = matvec(torch.eye(n, dtype=dtype, device=device))
-        with _one_thread():  # LAPACK's threaded eigh rounds differently with the thread count
+        with one_thread():  # LAPACK's threaded eigh rounds differently with the thread count
             vals, vecs = torch.linalg.eigh((dense + dense.T) / 2)
         return TopEigs(vals.flip(0)[:wanted], vecs.flip(1)[:, :k], n, 0, True)
 

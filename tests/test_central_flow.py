@@ -6,10 +6,10 @@ import importlib
 
 import numpy as np
 import pytest
-import torch
 
 from eosbench.catalog import Catalog
 from eosbench.flows import integrate_gradient_flow
+from eosbench.linalg import one_thread
 from eosbench.measure import measure
 from eosbench.oracle import build_oracle
 from eosbench.predictor import Budget
@@ -86,9 +86,7 @@ def _digits_run(dtype: str):
     """GD measured on the digits task in ``dtype``, the central flow with θ kept at the checkpoints, and
     gradient flow integrated from checkpoint to checkpoint (losses and θ). One thread: the small products
     of this model run faster that way on a shared machine, and float32 sums are then reproducible."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         spec = _digits(dtype)
         oracle = build_oracle(spec)
         trajectory = measure(spec, oracle=oracle)
@@ -104,8 +102,6 @@ def _digits_run(dtype: str):
             gf_loss.update({r["step"]: r["loss"] for r in flow.rows})
             theta = flow.theta
             gf_theta[end] = oracle.to_numpy(theta)
-    finally:
-        torch.set_num_threads(threads)
     return spec, trajectory, problem, run, prediction, gf_loss, gf_theta
 
 
@@ -114,7 +110,7 @@ def digits_run():
     """Issue 5's checks run on GD measured in float32, the precision the field measures the edge of
     stability in (GPU float32, JAX's default) and that the issue's reference figures came from. In float64
     (the tiny tier's dtype, as published) GD leaves gradient flow some 30 steps later, see
-    :func:`test_float64_delays_gds_first_instability`, and the float64 checks are the slow tests below."""
+    :func:`test_float64_delays_gds_first_instability`, and the float64 checks are the slow test below."""
     return _digits_run("float32")
 
 
@@ -210,13 +206,9 @@ def test_float64_delays_gds_first_instability(digits_run):
     onset (to step 175, the sharpness reaching 6.18 = 1.54 × 2/η) against 44 in float32 (step 144, 5.43).
     This overshoot, which the central flow does not model by design, is what puts the float64 task outside
     issue 5's 8 % line and its weight-distance line at onset + 50 (the slow tests below)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         spec = _digits("float64")
         float64 = measure(spec, oracle=build_oracle(spec))
-    finally:
-        torch.set_num_threads(threads)
     float32 = digits_run[1]
     assert float64.onset_step() == float32.onset_step()
     (late, late_peak), (early, early_peak) = _first_instability(float64), _first_instability(float32)

@@ -6,9 +6,9 @@ import importlib
 
 import numpy as np
 import pytest
-import torch
 
 from eosbench.catalog import Catalog
+from eosbench.linalg import one_thread
 from eosbench.measure import measure
 from eosbench.oracle import build_oracle
 from eosbench.predictor import Budget, NotApplicable
@@ -69,17 +69,13 @@ def _short_rmsprop_task(steps: int):
 
 
 def _run(steps: int):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         spec = _short_rmsprop_task(steps)
         oracle = build_oracle(spec)
         trajectory = measure(spec, oracle=oracle)
         problem = make_problem("trajectory", spec, trajectory, oracle, 0, Budget())
         cf = CF()
         run = cf.integrate(problem, keep=tuple(sorted(trajectory.checkpoints)))
-    finally:
-        torch.set_num_threads(threads)
     return spec, trajectory, problem, run, cf.prediction(run)
 
 
