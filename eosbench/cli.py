@@ -366,7 +366,8 @@ def _run_or_score(ctx: click.Context, predictors: tuple[str, ...], task_ids, sui
                   budget: float | None = None, device: str | None = None, executor: str = "local", jobs: int = 1,
                   address: str | None = None, workers: int | None = None) -> None:
     from eosbench.executors import make_executor
-    from eosbench.runner import REFERENCE, RunContext, publish as publish_record, run_many
+    from eosbench.results import publish as publish_record
+    from eosbench.runner import REFERENCE, RunContext, run_many
 
     registry = _registry(plugins)
     refs = [registry.get(name) for name in predictors]

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eosbench.errors import SpecError
+from eosbench.trajectory import write_json
 
 RESULT_SCHEMA_VERSION = 1
 
@@ -117,3 +118,15 @@ def validate_result(raw: object, source: str | Path) -> ResultRecord:
     except ValidationError as exc:
         problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors()[:5])
         raise SpecError(f"Invalid result file {source}: {problems}.") from None
+
+
+def publish(record: dict, results_dir: Path) -> Path:
+    """Write a result record to ``<results>/<predictor>/<suite>@<MAJOR.MINOR>.json`` (atomically)."""
+    ResultRecord.model_validate(record)  # never publish a record the site would refuse
+    major_minor = ".".join(str(record["eosbench_version"]).split(".")[:2])
+    path = results_dir / record["predictor"]["name"] / f"{record['suite'] or 'custom'}@{major_minor}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    write_json(tmp, record)
+    tmp.replace(path)
+    return path

@@ -12,34 +12,38 @@ task hash, and ``eosbench score`` re-scores them.
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import platform
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 import eosbench
+from eosbench.aggregate import aggregate
 from eosbench.catalog import Catalog
 from eosbench.errors import DataUnavailableError, EosbenchError
 from eosbench.executors import DaskExecutor, LocalExecutor, ResultOf
 from eosbench.measure import measure
 from eosbench.oracle import require_backend
-from eosbench.predictor import PHASES, SERIES, Budget, NotApplicable, Prediction
+from eosbench.predictor import Budget, NotApplicable, Prediction
 from eosbench.registry import PredictorRef
 from eosbench.results import RESULT_SCHEMA_VERSION
-from eosbench.scoring import forecast_metrics, phase_metrics, skill, spearman
+from eosbench.sandbox import run_isolated
+from eosbench.scoring import phase_metrics, score_unit, skill, spearman
 from eosbench.spec import TaskSpec, spec_hash
-from eosbench.store import Store, atomic_directory
-from eosbench.tracks import (critical_values, make_problem, measured_frame, origins, phase_label,
-                             requested_steps)
-from eosbench.trajectory import Trajectory, write_json
+from eosbench.store import Store, load_predictions, save_predictions
+from eosbench.tracks import (
+    critical_values,
+    make_problem,
+    origins,
+    phase_label,
+    requested_steps,
+)
+from eosbench.trajectory import Trajectory
+from eosbench.validation import validate_prediction
 
 REFERENCE = "gradient-flow"
 Progress = Callable[[str], None]
@@ -97,119 +101,6 @@ def predict_isolated(ref: PredictorRef, spec: TaskSpec, track: str, trajectory: 
     if status == "ok" and isinstance(value, NotApplicable):
         return "not-applicable", str(value)
     return status, value
-
-
-def _child(conn, fn, args) -> None:
-    try:
-        try:
-            conn.send(("ok", fn(*args)))
-        except BaseException as exc:  # noqa: BLE001 - everything a plugin raises is reported, not re-raised
-            tb = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
-            conn.send(("error", f"{type(exc).__name__}: {exc}\n{''.join(tb)}"))
-    except OSError:
-        pass  # the parent is gone (its worker was killed, or the budget ran out): nobody is listening
-    finally:
-        conn.close()
-
-
-def run_isolated(fn: Callable, args: tuple, timeout: float) -> tuple[str, Any]:
-    """Call ``fn(*args)`` in a fresh process; ("ok", value), ("error", text) or ("timeout"/"crash", text)."""
-    if mp.current_process().daemon:
-        return "error", ("this worker process is daemonic and may not start the predictor's own process; "
-                         "start Dask workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["eosbench.runner"])
-    parent, child = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(child, fn, args), daemon=True)
-    process.start()
-    child.close()
-    try:
-        if parent.poll(timeout):
-            try:
-                return parent.recv()
-            except EOFError:
-                pass
-        else:
-            return "timeout", f"no answer within the budget of {timeout:.0f} s"
-    finally:
-        if process.is_alive():
-            process.kill()
-        process.join()
-        parent.close()
-    return "crash", f"the predictor process died (exit code {process.exitcode})"
-
-
-# ------------------------------------------------------------------------------ validation
-def validate_prediction(payload: dict, requested: np.ndarray, track: str) -> str | None:
-    """Why a prediction is unusable (None if it is fine)."""
-    frame = payload["frame"]
-    if not isinstance(frame, pd.DataFrame):
-        return f"frame is a {type(frame).__name__}, not a pandas DataFrame"
-    extra_steps = sorted(set(int(s) for s in frame.index) - set(int(s) for s in requested))
-    if extra_steps:
-        return f"prediction has steps that were not requested: {extra_steps[:5]}"
-    bad_cols = [c for c in frame.columns if c not in SERIES and not str(c).startswith("eig_")]
-    if bad_cols:
-        return f"unknown columns {bad_cols}; allowed: {', '.join(SERIES)}, eig_2, eig_3, ..."
-    values = frame.to_numpy(dtype=float) if len(frame.columns) else np.zeros((0, 0))
-    if np.isinf(values).any():
-        return "prediction contains infinite values"
-    empty = [c for c in frame.columns if frame[c].isna().all()]
-    if empty:  # a NaN marks a step a column does not cover; a column of nothing but NaN is a broken answer
-        return f"prediction column(s) {empty} contain only NaN values"
-    phase = payload["scalars"].get("phase")
-    if phase is not None and phase not in PHASES:
-        return f"phase {phase!r} is not one of {', '.join(PHASES)}"
-    if track == "phase" and phase is None and payload["scalars"].get("max_sharpness") is None and not len(frame):
-        return "the phase track needs the scalar 'phase' (or the ordinal 'max_sharpness')"
-    return None
-
-
-# ------------------------------------------------------------------------------ prediction cache
-def _prediction_dir(store: Store, ref: PredictorRef, spec: TaskSpec, track: str, backend: str) -> Path:
-    return store.prediction_dir(ref.name, ref.version, spec.id, spec_hash(spec), track, backend)
-
-
-def save_predictions(path: Path, payloads: dict[int, dict]) -> None:
-    with atomic_directory(path, replace=True) as tmp:
-        meta = {}
-        for t0, p in payloads.items():
-            p["frame"].to_parquet(tmp / f"origin_{t0}.parquet")
-            meta[str(t0)] = {k: p[k] for k in ("scalars", "diagnostics", "cost")}
-        write_json(tmp / "meta.json", meta)
-
-
-def load_predictions(path: Path) -> dict[int, dict] | None:
-    if not (path / "meta.json").exists():
-        return None
-    import json
-
-    meta = json.loads((path / "meta.json").read_text())
-    return {int(t0): {"frame": pd.read_parquet(path / f"origin_{t0}.parquet"), **m} for t0, m in meta.items()}
-
-
-# ------------------------------------------------------------------------------ scoring of a unit
-def scored_steps(track: str, spec: TaskSpec, trajectory: Trajectory, t0: int) -> np.ndarray:
-    """Requested steps that have a finite measurement (a diverged run is scored up to its divergence)."""
-    steps = requested_steps(track, spec, trajectory, t0)
-    return steps[steps <= int(measured_frame(trajectory).index.max())]
-
-
-def score_unit(spec: TaskSpec, trajectory: Trajectory, track: str, payloads: dict[int, dict]) -> dict:
-    """Metrics averaged over the unit's origins, and the quantities covered."""
-    measured = measured_frame(trajectory)
-    column, threshold = trajectory.edge
-    per_origin, covered = [], set()
-    for t0, payload in payloads.items():
-        metrics, cov = forecast_metrics(
-            Prediction(payload["frame"], payload["scalars"]), measured, threshold=threshold,
-            sigma=spec.scoring.smoothing, steps=scored_steps(track, spec, trajectory, t0),
-            with_onset=(track == "trajectory"), sharpness=column)
-        per_origin.append(metrics)
-        covered |= set(cov)
-    keys = sorted({k for m in per_origin for k in m})
-    return {"metrics": {k: float(np.nanmean([m.get(k, math.nan) for m in per_origin])) for k in keys},
-            "covered": sorted(covered)}
 
 
 # ------------------------------------------------------------------------------ orchestration
@@ -319,7 +210,7 @@ def _prepare(unit: Unit, ctx: RunContext) -> UnitOutcome | tuple:
     if not cls().applies_to(spec):
         return UnitOutcome(spec.id, "not-applicable")
     backend = backend_of(ref, cls, ctx)
-    cached = None if ctx.force else load_predictions(_prediction_dir(ctx.store, ref, spec, track, backend))
+    cached = None if ctx.force else load_predictions(ctx.store.predictions_of(ref, spec, track, backend))
     if cached is not None:
         return UnitOutcome(spec.id, "ok", payloads=cached, cached=True)
     if ctx.cached_only:
@@ -346,7 +237,7 @@ def _finish(unit: Unit, result: Any, ctx: RunContext) -> UnitOutcome:
         reason = validate_prediction(payload, requested_steps(track, spec, trajectory, t0), track)
         if reason is not None:
             return UnitOutcome(spec.id, "failed", f"invalid prediction from t0={t0}: {reason}")
-    save_predictions(_prediction_dir(ctx.store, ref, spec, track, backend_of(ref, cls, ctx)), value)
+    save_predictions(ctx.store.predictions_of(ref, spec, track, backend_of(ref, cls, ctx)), value)
     return UnitOutcome(spec.id, "ok", payloads=value)
 
 
@@ -487,22 +378,6 @@ def run_phase_track(ref: PredictorRef, cls: type, specs: list[TaskSpec], ctx: Ru
     return {"families": out, "aggregate": summary}
 
 
-def aggregate(tasks: dict[str, dict]) -> dict:
-    """Suite-level summary of one predictor: means over answered tasks, mean skill, coverage."""
-    ok = [t for t in tasks.values() if t["status"] == "ok"]
-    scored = [t for t in tasks.values() if t["status"] in ("ok", "failed")]
-    out: dict[str, Any] = {"tasks": len(tasks), "ok": len(ok), "failed": sum(t["status"] == "failed" for t in tasks.values()),
-                           "coverage": len(ok) / len(scored) if scored else 0.0}
-    for key in ("sharpness_error", "loss_error", "onset_error"):
-        vals = [t["metrics"][key] for t in ok if math.isfinite(t["metrics"].get(key, math.nan))]
-        out[key] = float(np.mean(vals)) if vals else math.nan
-        sk = [t["skill"][key] for t in ok if math.isfinite(t.get("skill", {}).get(key, math.nan))]
-        out[f"skill_{key}"] = float(np.median(sk)) if sk else math.nan
-    out["hvps"] = float(sum(t.get("cost", {}).get("hvps", 0) for t in ok))
-    out["wall_seconds"] = float(sum(t.get("cost", {}).get("wall_seconds", 0) for t in ok))
-    return out
-
-
 def _tracks_of(ref: PredictorRef, cls: type, tracks: list[str] | None) -> list[str]:
     declared = list(ref.manifest.get("tracks") or cls.tracks)
     return [t for t in (tracks or declared) if t in declared]
@@ -554,15 +429,3 @@ def run_many(refs: list[PredictorRef], specs: list[TaskSpec], ctx: RunContext, *
     return [run(ref, specs, ctx, tracks=tracks, suite=suite, reference=reference) for ref in refs]
 
 
-def publish(record: dict, results_dir: Path) -> Path:
-    """Write a result record to ``<results>/<predictor>/<suite>@<MAJOR.MINOR>.json`` (atomically)."""
-    from eosbench.results import ResultRecord
-
-    ResultRecord.model_validate(record)  # never publish a record the site would refuse
-    major_minor = ".".join(str(record["eosbench_version"]).split(".")[:2])
-    path = results_dir / record["predictor"]["name"] / f"{record['suite'] or 'custom'}@{major_minor}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    write_json(tmp, record)
-    tmp.replace(path)
-    return path

@@ -31,6 +31,9 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.stats import spearmanr
 
 from eosbench.predictor import Prediction
+from eosbench.spec import TaskSpec
+from eosbench.tracks import measured_frame, requested_steps
+from eosbench.trajectory import Trajectory
 
 METRICS = ("sharpness_error", "loss_error", "onset_error")
 
@@ -163,3 +166,26 @@ def performance_profile(errors: pd.DataFrame, taus: Iterable[float] = (1, 1.25, 
     ratio = errors.div(best.where(best > 0, np.nan), axis=0).fillna(np.inf)
     ratio[errors.eq(0) & best.eq(0).to_numpy()[:, None]] = 1.0
     return pd.DataFrame({tau: (ratio <= tau).mean(axis=0) for tau in taus}).T.rename_axis("tau")
+
+
+def scored_steps(track: str, spec: TaskSpec, trajectory: Trajectory, t0: int) -> np.ndarray:
+    """Requested steps that have a finite measurement (a diverged run is scored up to its divergence)."""
+    steps = requested_steps(track, spec, trajectory, t0)
+    return steps[steps <= int(measured_frame(trajectory).index.max())]
+
+
+def score_unit(spec: TaskSpec, trajectory: Trajectory, track: str, payloads: dict[int, dict]) -> dict:
+    """Metrics averaged over the unit's origins, and the quantities covered."""
+    measured = measured_frame(trajectory)
+    column, threshold = trajectory.edge
+    per_origin, covered = [], set()
+    for t0, payload in payloads.items():
+        metrics, cov = forecast_metrics(
+            Prediction(payload["frame"], payload["scalars"]), measured, threshold=threshold,
+            sigma=spec.scoring.smoothing, steps=scored_steps(track, spec, trajectory, t0),
+            with_onset=(track == "trajectory"), sharpness=column)
+        per_origin.append(metrics)
+        covered |= set(cov)
+    keys = sorted({k for m in per_origin for k in m})
+    return {"metrics": {k: float(np.nanmean([m.get(k, math.nan) for m in per_origin])) for k in keys},
+            "covered": sorted(covered)}

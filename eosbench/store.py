@@ -8,6 +8,7 @@ simply redoes what is missing.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -15,10 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
 import platformdirs
 
 from eosbench.spec import TaskSpec, spec_hash
-from eosbench.trajectory import META_FILE, Trajectory
+from eosbench.trajectory import META_FILE, Trajectory, write_json
 
 
 def default_home() -> Path:
@@ -74,6 +76,10 @@ class Store:
         """Where one predictor version's predictions of one task (spec hash ``key``) on one track live."""
         return self.root / "predictions" / predictor / version / task_id / f"{key}-{track}-{backend}"
 
+    def predictions_of(self, ref, spec: TaskSpec, track: str, backend: str) -> Path:
+        """Where the predictions of predictor ``ref`` (anything with ``name`` and ``version``) on ``spec`` live."""
+        return self.prediction_dir(ref.name, ref.version, spec.id, spec_hash(spec), track, backend)
+
     def has_trajectory(self, spec: TaskSpec, backend: str = "torch") -> bool:
         return (self.trajectory_dir(spec, backend) / META_FILE).exists()
 
@@ -97,6 +103,24 @@ class Store:
                 shutil.rmtree(tmp, ignore_errors=True)
                 removed += 1
         return removed
+
+
+def save_predictions(path: Path, payloads: dict[int, dict]) -> None:
+    """Write one unit's per-origin predictions (frames as parquet, the rest as JSON) atomically."""
+    with atomic_directory(path, replace=True) as tmp:
+        meta = {}
+        for t0, p in payloads.items():
+            p["frame"].to_parquet(tmp / f"origin_{t0}.parquet")
+            meta[str(t0)] = {k: p[k] for k in ("scalars", "diagnostics", "cost")}
+        write_json(tmp / "meta.json", meta)
+
+
+def load_predictions(path: Path) -> dict[int, dict] | None:
+    """The per-origin predictions saved at ``path``, or None when there are none."""
+    if not (path / "meta.json").exists():
+        return None
+    meta = json.loads((path / "meta.json").read_text())
+    return {int(t0): {"frame": pd.read_parquet(path / f"origin_{t0}.parquet"), **m} for t0, m in meta.items()}
 
 
 def _alive(pid: int) -> bool:

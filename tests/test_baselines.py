@@ -123,14 +123,14 @@ def test_gradient_flow_matches_clamp_before_onset_and_loses_after(digits_records
     from eosbench.catalog import Catalog
     from eosbench.scoring import sharpness_error, smooth
     from eosbench.store import Store
-    from eosbench.runner import _prediction_dir, load_predictions
+    from eosbench.store import load_predictions
 
     spec = Catalog().get("digits-mlp-tanh-eos")
     trajectory = Store().load_trajectory(spec)
     onset = trajectory.onset_step()
     smoothed = smooth(trajectory.frame["sharpness"], spec.scoring.smoothing)
     registry = Registry()
-    frames = {name: load_predictions(_prediction_dir(Store(), registry.get(name), spec, "trajectory", "torch"))[0]["frame"]
+    frames = {name: load_predictions(Store().predictions_of(registry.get(name), spec, "trajectory", "torch"))[0]["frame"]
               for name in ("gradient-flow", "eos-clamp")}
     flow_sharpness = frames["gradient-flow"]["sharpness"].dropna()
     flow_onset = flow_sharpness.index[flow_sharpness >= trajectory.threshold][0]

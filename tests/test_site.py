@@ -14,7 +14,8 @@ import pytest
 from eosbench.catalog import Catalog
 from eosbench.errors import EosbenchError, SpecError
 from eosbench.registry import Registry
-from eosbench.runner import RunContext, publish, run
+from eosbench.results import publish
+from eosbench.runner import RunContext, run
 from eosbench.site.build import build_site
 from eosbench.store import Store
 

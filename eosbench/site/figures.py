@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from eosbench.runner import load_predictions
+from eosbench.store import load_predictions
 from eosbench.scoring import performance_profile, smooth
 from eosbench.site.data import PHASES, Published, number
 from eosbench.store import Store
