@@ -6,8 +6,9 @@ A migration step is a pure function that turns a record of schema version *v* in
 first migration, newer than this eosbench, or not a version at all) is refused with a message naming the
 file, never guessed at, so results of different schemas are never mixed silently.
 
-History: version 1 is the first published result schema, so no step exists yet. When the schema
-changes, bump ``RESULT_SCHEMA_VERSION``, register the step from the old version here with
+History: version 1 is the first published result schema; version 2 (eosbench 0.2) adds bounded scores,
+regimes, event-placed forecast origins, horizon curves and cost ratios (:func:`v1_to_v2`). When the
+schema changes, bump ``RESULT_SCHEMA_VERSION``, register the step from the old version here with
 :func:`migration`, and add a fixture file of the old version to the tests.
 """
 
@@ -57,6 +58,38 @@ def migrate_record(raw: dict, source: str = "record") -> tuple[dict, list[int]]:
             raise SpecError(f"{source}: the migration from version {version} did not produce version {version + 1}.")
         version = version + 1
     return raw, passed
+
+
+@migration(1)
+def v1_to_v2(record: dict) -> dict:
+    """Version 1 → 2. What version 1 measured is kept; what it could not know is written as unknown, never
+    guessed: raw errors stay, the unbounded skills are dropped (bounded skills need the reference's
+    answers, which a record does not hold), a task "ok" with no scored metric becomes "failed" (version 2's
+    rule), coverage is recounted, and the summary has no regimes, score or cost ratio. Phase tracks are
+    unchanged. Re-run the predictor to get a version-2 verdict."""
+    out = {**record, "schema_version": 2, "predictor": {**record["predictor"], "source_hash": None}}
+    tracks = {}
+    for name, track in record["tracks"].items():
+        if name == "phase":
+            tracks[name] = track
+            continue
+        tasks = {}
+        for task_id, task in track["tasks"].items():
+            task = {k: v for k, v in task.items() if k != "skill"}
+            metrics = {k: v for k, v in task.get("metrics", {}).items() if v is not None}
+            if task["status"] == "ok" and not metrics:
+                task.update(status="failed", error="no scored metric (migrated from result schema 1)")
+            task["origins"] = []
+            tasks[task_id] = task
+        applicable = [t for t in tasks.values() if t["status"] in ("ok", "failed")]
+        scored = [t for t in applicable if t["status"] == "ok"]
+        tracks[name] = {"tasks": tasks, "aggregate": {
+            "tasks": len(tasks), "applicable": len(applicable), "scored": len(scored),
+            "failed": sum(t["status"] == "failed" for t in tasks.values()),
+            "coverage": len(scored) / len(applicable) if applicable else 0.0, "score": None,
+            "wall_seconds": float(sum(t.get("cost", {}).get("wall_seconds", 0.0) for t in scored))}}
+    out["tracks"] = tracks
+    return out
 
 
 @dataclass

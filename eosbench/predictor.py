@@ -9,7 +9,8 @@ returns against the measured trajectory after t0.
 Tracks (how a problem is posed, see :mod:`eosbench.tracks`):
 
 * ``trajectory`` — t0 = 0; forecast every measured step of the run.
-* ``forecast`` — t0 at 25/50/75 % of the run; forecast the next ``horizon`` steps.
+* ``forecast`` — t0 placed relative to the run's events (before and at the onset, inside sustained EoS, at a
+  catapult, before a divergence; never after the run converged); forecast the next ``horizon`` steps.
 * ``phase`` — one problem per member of a learning-rate sweep (t0 = 0); answer the scalar ``phase``
   (``monotone``, ``catapult``, ``eos`` or ``diverge``), and optionally the series too; or an ordinal
   ``max_sharpness`` (only its ranks across the sweep's members are scored, by Spearman's ρ).
@@ -49,11 +50,13 @@ from eosbench.spec import TaskSpec
 Track = Literal["trajectory", "forecast", "phase"]
 TRACKS: tuple[str, ...] = ("trajectory", "forecast", "phase")
 PHASES: tuple[str, ...] = ("monotone", "catapult", "eos", "diverge")
-SERIES = ("loss", "sharpness", "grad_norm", "accuracy", "precond_sharpness")
-"""Series a prediction may hold, besides ``eig_2``, ``eig_3``, ... (scored against the smoothed measurement).
+SERIES = ("loss", "sharpness", "grad_norm", "precond_sharpness")
+"""Series a prediction may hold, besides ``eig_2``, ``eig_3``, ... (each scored against the smoothed
+measurement, see :mod:`eosbench.scoring`).
 ``precond_sharpness`` is λ₁(P⁻¹H) of Adam and RMSProp (P = diag(√ν + ε)); on their tasks it is the scored
 sharpness, against its threshold, in place of the plain λ₁(H)."""
-SCALARS = ("onset_step", "final_sharpness", "phase", "critical_c", "max_sharpness")
+SCALARS = ("onset_step", "final_sharpness", "phase", "critical_c", "max_sharpness", "divergence_step")
+"""Scalars a prediction may hold; every one is scored (:mod:`eosbench.scoring`)."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,10 @@ class Prediction:
 
     Attributes:
         frame: indexed by step (a subset of ``problem.steps``), with any of the columns ``loss``,
-            ``sharpness``, ``eig_2``.., ``grad_norm``, ``accuracy``. Missing columns are "not covered".
+            ``sharpness``, ``eig_2``.., ``grad_norm``, ``precond_sharpness``. Missing columns are "not
+            covered"; steps a forecast stops short of count against it.
         scalars: any of ``onset_step`` (first step with sharpness ≥ threshold), ``final_sharpness``,
+            ``divergence_step`` (the step the run's loss goes non-finite or above ``diverge_loss``),
             ``phase`` (one of :data:`PHASES`), ``critical_c`` (dict name → value), ``max_sharpness`` (the
             largest sharpness along the run; on the phase track an ordinal prediction: only its ranks
             over the sweep, and over all the suite's sweeps, are scored).

@@ -16,7 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from eosbench.errors import SpecError
 from eosbench.trajectory import write_json
 
-RESULT_SCHEMA_VERSION = 1
+RESULT_SCHEMA_VERSION = 2
+"""2: bounded per-unit scores against gradient flow, regimes, forecast origins placed by events, horizon
+curves, cost in gradient-equivalents and budget classes (version 1 records migrate, :mod:`eosbench.migrate`)."""
+
+Regime = Literal["before-onset", "onset", "sustained-eos", "catapult", "divergence", "adaptive-sgd"]
 
 
 class _Record(BaseModel):
@@ -27,9 +31,29 @@ class PredictorInfo(_Record):
     name: str
     version: str
     source: str
+    source_hash: str | None = Field(None, description="hash of the predictor's source files (None: migrated)")
     authors: list[str] | None = None
     paper: str | None = None
     description: str | None = None
+
+
+class UnitScore(_Record):
+    """The scores of one posed problem (the whole run, or one forecast origin), see :mod:`eosbench.scoring`."""
+
+    regime: Regime | None = None
+    metrics: dict[str, float | None] = Field(default_factory=dict, description="raw errors (lower is better)")
+    reference: dict[str, float | None] = Field(default_factory=dict, description="gradient flow's errors")
+    skill: dict[str, float | None] = Field(default_factory=dict, description="bounded skill in [-1, 1]")
+    answered: dict[str, float] = Field(default_factory=dict, description="share of scored steps answered, per series")
+    score: float | None = Field(None, description="mean bounded skill over the unit's metrics; -1 when failed")
+    horizon: dict[str, dict[str, float]] = Field(default_factory=dict, description="error at h steps ahead")
+    reference_horizon: dict[str, dict[str, float]] = Field(default_factory=dict, description="gradient flow's")
+
+
+class OriginResult(UnitScore):
+    """One forecast origin."""
+
+    step: int
 
 
 class TaskResult(_Record):
@@ -40,21 +64,59 @@ class TaskResult(_Record):
     data_hash: str | None
     tier: str
     family: str | None = None
+    group: str | None = Field(None, description="the task group aggregated as one vote (the model family)")
     status: Literal["ok", "failed", "not-applicable", "skipped"]
     error: str | None = None
     lr: float | None = None
     threshold: float | None = None
     measured_outcome: str | None = None
+    regime: Regime | None = None
+    events: dict[str, int | bool | None] = Field(
+        default_factory=dict, description="the measured run's onset, catapult, diverged, converged steps")
     metrics: dict[str, float | None] = Field(default_factory=dict)
+    reference: dict[str, float | None] = Field(default_factory=dict)
     skill: dict[str, float | None] = Field(default_factory=dict)
+    answered: dict[str, float] = Field(default_factory=dict)
+    score: float | None = None
     covered: list[str] = Field(default_factory=list)
     cost: dict[str, float] = Field(default_factory=dict)
-    origins: list[int] = Field(default_factory=list)
+    origins: list[OriginResult] = Field(default_factory=list)
+
+
+class RegimeSummary(_Record):
+    """A predictor's aggregate over one regime (groups weighted equally, then tasks within a group)."""
+
+    score: float
+    spread: float = Field(description="weighted standard deviation of the task scores (same weights)")
+    tasks: int
+    groups: int
+    failed: int
+    skill: dict[str, float] = Field(default_factory=dict, description="the same aggregate per metric")
+
+
+class TrackSummary(_Record):
+    """A predictor's summary on one trajectory or forecast track."""
+
+    tasks: int
+    applicable: int
+    scored: int
+    failed: int
+    coverage: float = Field(description="tasks with at least one scored metric / applicable tasks")
+    score: float | None = Field(description="mean of the regime scores")
+    regimes: dict[str, RegimeSummary] = Field(default_factory=dict)
+    cost_ratio: float | None = Field(None, description="median cost in gradient-equivalents / the GD run's")
+    budget_class: str | None = None
+    grad_equivalents: float = 0.0
+    wall_seconds: float = 0.0
+    horizon: dict[str, dict[str, float]] = Field(default_factory=dict, description="median error at h steps ahead")
+    horizon_reference: dict[str, dict[str, float]] = Field(default_factory=dict)
+    crossing_horizon: dict[str, float | None] = Field(
+        default_factory=dict, description="first h at which the error exceeds gradient flow's (None: never)")
 
 
 class ForecastTrack(_Record):
     tasks: dict[str, TaskResult]
-    aggregate: dict[str, float | int | None]
+    aggregate: TrackSummary
 
 
 class FamilyResult(_Record):
@@ -82,7 +144,7 @@ class PhaseTrack(_Record):
 class ResultRecord(_Record):
     """A predictor's results on one suite."""
 
-    schema_version: Literal[1]
+    schema_version: Literal[2]
     kind: Literal["eosbench-result"]
     predictor: PredictorInfo
     suite: str

@@ -15,7 +15,7 @@ import math
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,6 +24,7 @@ import numpy as np
 import eosbench
 from eosbench.aggregate import aggregate
 from eosbench.catalog import Catalog
+from eosbench.cost import grad_equivalents
 from eosbench.errors import DataUnavailableError, EosbenchError
 from eosbench.executors import DaskExecutor, LocalExecutor, ResultOf
 from eosbench.measure import measure
@@ -32,16 +33,11 @@ from eosbench.predictor import Budget, NotApplicable, Prediction
 from eosbench.registry import PredictorRef
 from eosbench.results import RESULT_SCHEMA_VERSION
 from eosbench.sandbox import run_isolated
-from eosbench.scoring import phase_metrics, score_unit, skill, spearman
+from eosbench.scoring import failed_unit, phase_metrics, score_unit, spearman
 from eosbench.spec import TaskSpec, spec_hash
 from eosbench.store import Store, load_predictions, save_predictions
-from eosbench.tracks import (
-    critical_values,
-    make_problem,
-    origins,
-    phase_label,
-    requested_steps,
-)
+from eosbench.tracks import (critical_values, events, make_problem, origins, phase_label, requested_steps,
+                             task_regime)
 from eosbench.trajectory import Trajectory
 from eosbench.validation import validate_prediction
 
@@ -95,7 +91,7 @@ def predict_isolated(ref: PredictorRef, spec: TaskSpec, track: str, trajectory: 
     wherever the executor puts it, possibly before the main process has seen ``trajectory``)."""
     n_origins = len(origins(track, spec, trajectory))
     if not n_origins:
-        return "not-applicable", "the run diverged before the first forecast origin"
+        return "not-applicable", "no forecast origin lies before the run converged"
     status, value = run_isolated(predict_unit, (ref, spec, track, trajectory, backend, data_dir, budget_seconds,
                                                 threads), budget_seconds * n_origins + 5)
     if status == "ok" and isinstance(value, NotApplicable):
@@ -241,17 +237,24 @@ def _finish(unit: Unit, result: Any, ctx: RunContext) -> UnitOutcome:
     return UnitOutcome(spec.id, "ok", payloads=value)
 
 
-def _cost(payloads: dict[int, dict]) -> dict[str, float]:
+def _cost(payloads: dict[int, dict], spec: TaskSpec, trajectory: Trajectory, track: str) -> dict[str, float]:
+    """The unit's counters and wall time summed over its origins, in gradient-equivalents (by the task's
+    measured cost ratios), and as a ratio to the GD run over the same steps."""
     keys = sorted({k for p in payloads.values() for k in p["cost"]})
-    return {k: float(sum(p["cost"].get(k, 0) for p in payloads.values())) for k in keys}
+    cost = {k: float(sum(p["cost"].get(k, 0) for p in payloads.values())) for k in keys}
+    cost["grad_equivalents"] = grad_equivalents(cost, trajectory.meta.get("cost_ratios", {}))
+    cost["gd_steps"] = float(sum(int(requested_steps(track, spec, trajectory, t0).max()) - t0 for t0 in payloads))
+    cost["cost_ratio"] = cost["grad_equivalents"] / max(cost["gd_steps"], 1.0)
+    return cost
 
 
 def _task_record(spec: TaskSpec, trajectory: Trajectory | None, outcome: UnitOutcome) -> dict:
     record = {"task_version": spec.version, "spec_hash": spec_hash(spec), "tier": spec.tier,
-              "family": spec.family, "status": outcome.status, "error": outcome.error,
+              "family": spec.family, "group": spec.model.arch, "status": outcome.status, "error": outcome.error,
               "data_hash": trajectory.meta.get("data_hash") if trajectory else "unknown"}
     if trajectory is not None:
-        record.update(lr=trajectory.lr, threshold=trajectory.threshold, measured_outcome=trajectory.outcome)
+        record.update(lr=trajectory.lr, threshold=trajectory.threshold, measured_outcome=trajectory.outcome,
+                      regime=task_regime(spec, trajectory), events=asdict(events(spec, trajectory)))
     return record
 
 
@@ -305,14 +308,18 @@ def run_forecast_track(ref: PredictorRef, cls: type, specs: list[TaskSpec], trac
         trajectory = ctx.trajectories.get(spec.id)  # None when the task's data is unavailable
         record = _task_record(spec, trajectory, outcome)
         if outcome.status == "ok":
-            record.update(score_unit(spec, trajectory, track, outcome.payloads))
-            record["cost"] = _cost(outcome.payloads)
-            record["origins"] = sorted(outcome.payloads)
-            if ref_outcome is not None and ref_outcome.status == "ok":
-                ref_metrics = score_unit(spec, trajectory, track, ref_outcome.payloads)["metrics"]
-                record["skill"] = {k: skill(v, ref_metrics.get(k, math.nan)) for k, v in record["metrics"].items()}
-            elif reference is not None and ref_cls is None:
-                record["skill"] = {k: 0.0 for k in record["metrics"]}
+            if reference is not None and reference.name == ref.name:  # the reference itself: skill 0
+                reference_payloads = outcome.payloads
+            else:
+                reference_payloads = ref_outcome.payloads if ref_outcome is not None and ref_outcome.status == "ok" else None
+            record.update(score_unit(spec, trajectory, track, outcome.payloads, reference_payloads))
+            if record.get("covered"):
+                record["cost"] = _cost(outcome.payloads, spec, trajectory, track)
+            else:
+                record["status"] = "failed"
+        elif outcome.status == "failed" and trajectory is not None:
+            record.update(failed_unit(spec, trajectory, track, origins(track, spec, trajectory)))
+            record["error"] = outcome.error
         tasks[spec.id] = record
     return {"tasks": tasks, "aggregate": aggregate(tasks)}
 
@@ -405,7 +412,7 @@ def run(ref: PredictorRef, specs: list[TaskSpec], ctx: RunContext, *, tracks: li
     cls = ref.load()
     record: dict[str, Any] = {
         "schema_version": RESULT_SCHEMA_VERSION, "kind": "eosbench-result",
-        "predictor": {"name": ref.name, "version": ref.version, "source": ref.source,
+        "predictor": {"name": ref.name, "version": ref.version, "source": ref.source, "source_hash": ref.source_hash,
                       **{k: ref.manifest.get(k) for k in ("authors", "paper", "description") if k in ref.manifest}},
         "suite": suite, "backend": backend_of(ref, cls, ctx), "device": ",".join(sorted({s.device for s in specs})),
         "eosbench_version": eosbench.__version__,

@@ -1,51 +1,63 @@
-"""Metrics of a forecast against the measurement, and their aggregation across tasks and predictors.
+"""How one forecast is scored: raw errors against the smoothed measurement, then a bounded skill against
+gradient flow on the same problem. Aggregation across tasks lives in :mod:`eosbench.aggregate`.
 
-At the edge of stability the measured curves oscillate from step to step while theories such as central
-flow predict their time average, so forecasts are compared with the measured series smoothed by a
-Gaussian of σ steps (the task's ``scoring.smoothing``):
+Raw errors (lower is better), each over the steps the problem asks for:
 
-* ``sharpness_error`` = mean over scored steps of |Ŝ − S̄| / threshold (threshold = 2/η for GD; for Adam
-  and RMSProp the preconditioned sharpness λ₁(P⁻¹H) against its threshold, which is the edge they train at);
-* ``loss_error`` = mean of |log L̂ − log L̄| (both clipped at 1e-8 × the measured loss at step 0);
-* ``onset_error`` = |t̂ − t| / T for the first step with S ≥ threshold (a run that never crosses counts
-  as crossing at T; trajectory track only);
-* phase: ``phase_accuracy`` (share of sweep members labelled right) and ``critical_c_error`` (mean
-  |log ĉ/c| over the measured critical values; one the predictor misses counts as the sweep's full range);
-  neither for a predictor that answers only ordinal predictions;
-* ordinal predictions: ``max_sharpness_spearman``, Spearman's rank correlation ρ between the predicted
-  and the measured maximal sharpness over a sweep's members (and pooled over a suite's sweeps), e.g. the
-  break-even ordering over an SGD learning-rate × batch-size grid (Jastrzębski et al. 2020);
-* ``skill`` = 1 − err/err_GF against gradient flow on the same task;
-* across tasks: mean rank and the performance profile of Dolan & Moré (2002), with the per-task numbers
-  always kept beside them.
+* ``sharpness_error`` = mean |Ŝ − S̄| / threshold (threshold = 2/η for GD; for Adam and RMSProp the
+  preconditioned sharpness λ₁(P⁻¹H) against its threshold, the edge they train at);
+* ``loss_error`` = mean |log L̂ − log L̄| (both clipped at 1e-8 × the measured loss at step 0), and
+  ``grad_norm_error`` the same for ‖∇L‖ (clipped at 1e-8 × its first scored value);
+* ``eig_k_error`` = mean |λ̂_k − λ̄_k| / threshold for the k-th Hessian eigenvalue;
+* ``onset_error`` = |t̂ − t| / T for the first step with S ≥ threshold (trajectory track; a run that never
+  crosses counts as crossing at T);
+* ``final_sharpness_error`` = |Ŝ_T − S̄_T| / threshold at the run's last step (trajectory track);
+* ``phase_error`` = 0 when the predicted outcome (the scalar ``phase``, or the label the rules of
+  :mod:`eosbench.tracks` give the predicted series) is the measured one, else 1 (trajectory track);
+* ``divergence_error`` on a run that diverged (in the forecast's window): |t̂ − t| / (t − t0), capped at
+  1, for a predicted divergence step t̂; 0.5 for a predicted ``diverge`` label without a step; 1 when no
+  divergence is predicted. A diverged run is scored only on this and ``phase_error``: its exploding
+  series are not compared step by step.
+
+S̄, L̄ are the measured series smoothed by a Gaussian of the task's σ steps: at the edge of stability the
+measured curves oscillate step to step while theories such as central flow predict their time average.
+
+**The bounded skill.** For a metric with error e and gradient flow's error r on the same problem,
+
+    skill = (r̃ − ẽ) / (r̃ + ẽ),   ẽ = max(e, ε), r̃ = max(r, ε), ε = 0.01,
+
+which is tanh(½ log(r̃/ẽ)): skill on a log scale mapped to [−1, 1]. 1 is perfect, 0 is as good as gradient
+flow, −1 is infinitely worse. Why this form: the plain 1 − e/r explodes where gradient flow is nearly
+exact (r → 0) and one exploding run dominates any mean; the ratio is symmetric (twice as good scores
++1/3, twice as bad −1/3), and the floor ε (1 % of the threshold, of an e-fold of loss, of the run, of a
+label) makes errors below what anyone can tell apart tie instead of deciding a ranking. Where gradient
+flow has no value for a metric (it predicts no phase label), r = 1, the error of an uninformative answer.
+
+**Failing is the worst score.** A failed, timed-out or NaN unit, and one with no scored quantity, scores
+−1 on every metric. A forecast that stops short is penalised for the steps it does not answer: with a the
+share of the scored steps a series answers, skill ← a·skill − (1 − a); a forecast that returns only its
+origin row scores ≈ −1. The unit's ``score`` is the mean of its metrics' skills.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-from scipy.ndimage import gaussian_filter1d
 from scipy.stats import spearmanr
 
 from eosbench.predictor import Prediction
+from eosbench.series import LOSS_FLOOR, floored_log, smooth
 from eosbench.spec import TaskSpec
-from eosbench.tracks import measured_frame, requested_steps
+from eosbench.tracks import (forecast_origins, label_series, measured_frame, phase_label, requested_steps,
+                             task_regime)
 from eosbench.trajectory import Trajectory
 
-METRICS = ("sharpness_error", "loss_error", "onset_error")
+__all__ = ["LOSS_FLOOR", "smooth", "bounded_skill", "score_unit", "failed_unit"]
 
-
-def smooth(series: pd.Series, sigma_steps: float) -> pd.Series:
-    """Gaussian smoothing of a series measured at evenly spaced steps (σ given in steps)."""
-    series = series.dropna()
-    if len(series) < 2 or sigma_steps <= 0:
-        return series
-    spacing = float(np.median(np.diff(series.index.to_numpy())))
-    values = gaussian_filter1d(series.to_numpy(dtype=float), sigma_steps / spacing, mode="nearest")
-    return pd.Series(values, index=series.index, name=series.name)
+SKILL_FLOOR = 0.01
+HORIZONS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+"""Steps ahead at which the forecast track's horizon curves are read."""
 
 
 def _aligned(predicted: pd.Series, measured: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -58,18 +70,11 @@ def sharpness_error(predicted: pd.Series, smoothed: pd.Series, threshold: float)
     return float(np.mean(np.abs(p - m)) / threshold) if len(p) else math.nan
 
 
-LOSS_FLOOR = 1e-8
-"""Losses below LOSS_FLOOR × (the run's measured loss at step 0) count as converged: both sides are
-clipped there, so two runs that both reached ~0 do not differ by |log 1e-32 − log 1e-30| (nor by
-hundreds when the measured loss has underflowed to exactly 0 before a forecast's origin)."""
-
-
 def loss_error(predicted: pd.Series, smoothed: pd.Series, initial_loss: float) -> float:
     p, m = _aligned(predicted, smoothed)
     if not len(p):
         return math.nan
-    floor = LOSS_FLOOR * max(abs(initial_loss), np.finfo(float).tiny)
-    return float(np.mean(np.abs(np.log(np.maximum(p, floor)) - np.log(np.maximum(m, floor)))))
+    return float(np.mean(np.abs(floored_log(p, initial_loss) - floored_log(m, initial_loss))))
 
 
 def first_crossing(series: pd.Series, threshold: float) -> int | None:
@@ -85,32 +90,16 @@ def onset_error(predicted_onset: int | None, measured_onset: int | None, t_start
     return abs(p - m) / span
 
 
-def forecast_metrics(prediction: Prediction, measured: pd.DataFrame, *, threshold: float, sigma: float,
-                     steps: np.ndarray, with_onset: bool,
-                     sharpness: str = "sharpness") -> tuple[dict[str, float], list[str]]:
-    """Errors of one forecast over ``steps`` and the quantities it covered; ``sharpness`` names the column
-    scored as the sharpness against ``threshold`` (``precond_sharpness`` for Adam and RMSProp)."""
-    frame, measured = _as_sharpness(prediction.frame, sharpness), _as_sharpness(measured, sharpness)
-    metrics: dict[str, float] = {}
-    covered: list[str] = []
-    if "sharpness" in frame and "sharpness" in measured:
-        covered.append("sharpness")
-        smoothed = smooth(measured["sharpness"], sigma).loc[lambda s: s.index.isin(steps)]
-        metrics["sharpness_error"] = sharpness_error(frame["sharpness"], smoothed, threshold)
-    if "loss" in frame:
-        covered.append("loss")
-        smoothed = smooth(measured["loss"], sigma).loc[lambda s: s.index.isin(steps)]
-        metrics["loss_error"] = loss_error(frame["loss"], smoothed, measured["loss"].dropna().iloc[0])
-    if with_onset and ("onset_step" in prediction.scalars or "sharpness" in frame) and "sharpness" in measured:
-        covered.append("onset")
-        predicted = prediction.scalars.get("onset_step")
-        if predicted is None and "sharpness" in frame:
-            predicted = first_crossing(frame["sharpness"], threshold * (1 - 1e-9))
-        measured_onset = first_crossing(measured["sharpness"], threshold)
-        metrics["onset_error"] = onset_error(predicted, measured_onset, int(steps.min()), int(steps.max()))
-    return metrics, covered
+def bounded_skill(error: float, reference: float | None) -> float:
+    """(r̃ − ẽ)/(r̃ + ẽ) with the floor :data:`SKILL_FLOOR`; a missing reference counts as r = 1."""
+    if error is None or not math.isfinite(error):
+        return -1.0
+    r = 1.0 if reference is None or not math.isfinite(reference) else reference
+    e, r = max(error, SKILL_FLOOR), max(r, SKILL_FLOOR)
+    return (r - e) / (r + e)
 
 
+# ------------------------------------------------------------------------------------------ one problem
 def _as_sharpness(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """``frame`` with ``column`` as its ``sharpness`` (the plain one dropped when another is scored)."""
     if column == "sharpness":
@@ -118,6 +107,206 @@ def _as_sharpness(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return frame.drop(columns=["sharpness"], errors="ignore").rename(columns={column: "sharpness"})
 
 
+def predicted_divergence(prediction: Prediction, spec: TaskSpec) -> int | None:
+    """The step a prediction says the run diverges at: its scalar ``divergence_step``, else the first step
+    whose predicted loss exceeds the task's ``diverge_loss``."""
+    step = prediction.scalars.get("divergence_step")
+    if step is not None:
+        return int(step)
+    if "loss" in prediction.frame:
+        loss = prediction.frame["loss"].dropna()
+        over = loss[loss > spec.measure.diverge_loss]
+        if len(over):
+            return int(over.index[0])
+    return None
+
+
+def unit_errors(prediction: Prediction, spec: TaskSpec, trajectory: Trajectory, track: str,
+                t0: int) -> tuple[dict[str, float], dict[str, float], dict[str, dict[str, float]]]:
+    """Raw errors of one problem's answer, the share of scored steps each series answers, and (forecast
+    track) the error at h steps ahead for h in :data:`HORIZONS`."""
+    column, threshold = trajectory.edge
+    steps = requested_steps(track, spec, trajectory, t0)
+    measured = _as_sharpness(measured_frame(trajectory), column)
+    frame = _as_sharpness(prediction.frame, column)
+    predicted_div = predicted_divergence(prediction, spec)
+    predicted_phase = prediction.scalars.get("phase")
+    metrics: dict[str, float] = {}
+    if trajectory.outcome == "diverged" and int(trajectory.frame.index.max()) <= int(steps.max()):
+        measured_div = int(trajectory.frame.index.max())
+        if predicted_div is not None:
+            metrics["divergence_error"] = min(abs(predicted_div - measured_div) / max(measured_div - t0, 1), 1.0)
+        else:
+            metrics["divergence_error"] = 0.5 if predicted_phase == "diverge" else 1.0
+        if track == "trajectory":
+            label = predicted_phase or ("diverge" if predicted_div is not None else None)
+            metrics["phase_error"] = 0.0 if label == "diverge" else 1.0
+        return metrics, {}, {}
+
+    steps = steps[steps <= int(measured.index.max())]
+    if predicted_div is not None:  # steps after a predicted divergence are not answered
+        frame = frame.loc[frame.index < predicted_div]
+    answered: dict[str, float] = {}
+    smoothed: dict[str, pd.Series] = {}
+    for name in (c for c in frame.columns if c in measured and is_scored_series(c)):
+        target = smooth(measured[name], spec.scoring.smoothing)
+        target = target.loc[target.index.isin(steps)]
+        given = frame[name].dropna()
+        answered[name] = float(target.index.isin(given.index).mean()) if len(target) else 0.0
+        smoothed[name] = target
+    l0 = float(measured["loss"].dropna().iloc[0])
+    for name, target in smoothed.items():
+        if name in LOG_SERIES:
+            metrics[f"{name}_error"] = loss_error(frame[name], target, l0 if name == "loss" else float(target.iloc[0]))
+        else:
+            metrics[f"{name}_error"] = sharpness_error(frame[name], target, threshold)
+    metrics = {k: v for k, v in metrics.items() if math.isfinite(v)}
+    if track == "trajectory":
+        metrics.update(_run_level_errors(prediction, frame, spec, trajectory, steps, threshold, smoothed,
+                                         predicted_div))
+    horizon = _horizon_errors(frame, smoothed, t0, spec.horizon, threshold, l0) if track == "forecast" else {}
+    return metrics, answered, horizon
+
+
+def _run_level_errors(prediction: Prediction, frame: pd.DataFrame, spec: TaskSpec, trajectory: Trajectory,
+                      steps: np.ndarray, threshold: float, smoothed: dict[str, pd.Series],
+                      predicted_div: int | None) -> dict[str, float]:
+    """The trajectory track's errors about the run as a whole: onset, final sharpness, outcome."""
+    out: dict[str, float] = {}
+    measured_sharpness = trajectory.series(trajectory.edge[0])
+    if len(measured_sharpness):
+        onset = prediction.scalars.get("onset_step")
+        if onset is None and "sharpness" in frame:
+            onset = first_crossing(frame["sharpness"], threshold * (1 - 1e-9))
+        if onset is not None or "sharpness" in frame:
+            out["onset_error"] = onset_error(onset, trajectory.onset_step(), int(steps.min()), int(steps.max()))
+        final = prediction.scalars.get("final_sharpness")
+        target = smoothed.get("sharpness")
+        if target is None and len(measured_sharpness):
+            target = smooth(measured_sharpness, spec.scoring.smoothing)
+        if final is None and "sharpness" in frame and target is not None and len(target):
+            given = frame["sharpness"].dropna()
+            final = float(given.loc[target.index[-1]]) if target.index[-1] in given.index else None
+        if final is not None and target is not None and len(target) and math.isfinite(float(final)):
+            out["final_sharpness_error"] = abs(float(final) - float(target.iloc[-1])) / threshold
+    label = prediction.scalars.get("phase")
+    if label is None and predicted_div is not None:
+        label = "diverge"
+    if label is None and {"loss", "sharpness"} <= set(frame) and len(frame):
+        label = label_series(frame["loss"].dropna(), (frame["sharpness"] / threshold).dropna(), diverged=False)
+    if label is not None:
+        out["phase_error"] = float(label != phase_label(trajectory))
+    return out
+
+
+def _horizon_errors(frame: pd.DataFrame, smoothed: dict[str, pd.Series], t0: int, horizon: int,
+                    threshold: float, l0: float) -> dict[str, dict[str, float]]:
+    """Per series, the error at the first scored step at least h steps after t0 (h ≤ the horizon)."""
+    out: dict[str, dict[str, float]] = {}
+    for name, target in smoothed.items():
+        given = frame[name].dropna() if name in frame else pd.Series(dtype=float)
+        row: dict[str, float] = {}
+        for h in (h for h in HORIZONS if h <= horizon):
+            later = target.index[target.index >= t0 + h]
+            if not len(later) or later[0] not in given.index:
+                continue
+            p, m = float(given.loc[later[0]]), float(target.loc[later[0]])
+            if name in LOG_SERIES:
+                floor_at = l0 if name == "loss" else float(target.iloc[0])
+                err = float(abs(floored_log(p, floor_at) - floored_log(m, floor_at)))
+            else:
+                err = abs(p - m) / threshold
+            row[str(h)] = err
+        out[name] = row
+    return out
+
+
+LOG_SERIES = ("loss", "grad_norm")
+"""Series compared on a log scale (their errors are mean |log p − log m|); the others (``sharpness``,
+``eig_k``) as |p − m| / threshold."""
+
+
+def is_scored_series(column: str) -> bool:
+    return column in ("sharpness", *LOG_SERIES) or (column.startswith("eig_") and column[4:].isdigit())
+
+
+def _series_of(metric: str) -> str:
+    return metric.removesuffix("_error")
+
+
+def unit_score(metrics: dict[str, float], answered: dict[str, float], reference: dict[str, float]) -> dict:
+    """Bounded skills of one problem's errors against gradient flow's, with the unanswered-steps penalty,
+    and their mean."""
+    skills = {}
+    for key, error in metrics.items():
+        s = bounded_skill(error, reference.get(key))
+        a = answered.get(_series_of(key), 1.0)
+        skills[key] = a * s - (1.0 - a)
+    return {"skill": skills, "score": float(np.mean(list(skills.values()))) if skills else None}
+
+
+def problem_regime(spec: TaskSpec, trajectory: Trajectory, track: str, t0: int) -> str:
+    """The regime a problem tests: the run's on the trajectory track, the origin's on the forecast track."""
+    if track == "forecast":
+        return forecast_origins(spec, trajectory).get(t0, task_regime(spec, trajectory))
+    return task_regime(spec, trajectory)
+
+
+def score_unit(spec: TaskSpec, trajectory: Trajectory, track: str, payloads: dict[int, dict],
+               reference: dict[int, dict] | None) -> dict:
+    """Score one (predictor, task, track) unit against the gradient-flow reference's answers to the same
+    problems (``reference`` None: the unit *is* the reference, or it could not run: errors compared with 1).
+
+    Returns the task-level fields of a result record: per-origin scores (forecast track), and the means
+    over origins of metrics, skills, answered shares and the score. A unit with no scored quantity is
+    reported under ``error`` and scored as failed.
+    """
+    origin_rows, covered = [], set()
+    for t0, payload in sorted(payloads.items()):
+        prediction = Prediction(payload["frame"], payload["scalars"])
+        metrics, answered, horizon = unit_errors(prediction, spec, trajectory, track, t0)
+        ref_metrics: dict[str, float] = {}
+        ref_horizon: dict[str, dict[str, float]] = {}
+        if reference is not None and t0 in reference:
+            ref_prediction = Prediction(reference[t0]["frame"], reference[t0]["scalars"])
+            ref_metrics, _, ref_horizon = unit_errors(ref_prediction, spec, trajectory, track, t0)
+        covered |= {_series_of(k) for k in metrics}
+        row = {"step": t0, "regime": problem_regime(spec, trajectory, track, t0), "metrics": metrics,
+               "reference": ref_metrics, "answered": answered, "horizon": horizon, "reference_horizon": ref_horizon,
+               **unit_score(metrics, answered, ref_metrics)}
+        origin_rows.append(row)
+    if not covered:
+        return failed_unit(spec, trajectory, track, sorted(payloads), "the prediction holds no scored quantity "
+                           "(none of loss, sharpness, onset_step, final_sharpness, phase, divergence_step)")
+    return {**_mean_over_origins(origin_rows), "covered": sorted(covered),
+            "origins": origin_rows if track == "forecast" else []}
+
+
+def failed_unit(spec: TaskSpec, trajectory: Trajectory | None, track: str, starts: list[int],
+                error: str | None = None) -> dict:
+    """The fields of a unit that failed (or answered nothing scoreable): −1 on each of its problems."""
+    rows = [{"step": t0, "regime": problem_regime(spec, trajectory, track, t0) if trajectory else None,
+             "metrics": {}, "reference": {}, "answered": {}, "horizon": {}, "reference_horizon": {}, "skill": {},
+             "score": -1.0}
+            for t0 in starts] or [{"skill": {}, "score": -1.0, "metrics": {}, "reference": {}, "answered": {}}]
+    out = {**_mean_over_origins(rows), "covered": [], "origins": rows if track == "forecast" else []}
+    out["score"] = -1.0
+    if error is not None:
+        out["error"] = error
+    return out
+
+
+def _mean_over_origins(rows: list[dict]) -> dict:
+    def mean_of(field: str) -> dict[str, float]:
+        keys = sorted({k for r in rows for k in r.get(field, {})})
+        return {k: float(np.mean([r[field][k] for r in rows if k in r.get(field, {})])) for k in keys}
+
+    scores = [r["score"] for r in rows if r.get("score") is not None]
+    return {"metrics": mean_of("metrics"), "reference": mean_of("reference"), "skill": mean_of("skill"),
+            "answered": mean_of("answered"), "score": float(np.mean(scores)) if scores else None}
+
+
+# ------------------------------------------------------------------------------------------ phase track
 def phase_metrics(predicted: dict[str, str], measured: dict[str, str], predicted_critical: dict[str, float],
                   measured_critical: dict[str, float], values: list[float]) -> dict[str, float]:
     """Label accuracy over a sweep's members and the mean |log ratio| of the critical values. A measured
@@ -146,46 +335,9 @@ def spearman(predicted: dict[str, float], measured: dict[str, float]) -> float:
     return float(spearmanr(p, m).statistic)
 
 
-def skill(error: float, reference: float) -> float:
-    """1 − err/err_ref (1 is perfect, 0 is as good as the reference, negative is worse)."""
-    if not (math.isfinite(error) and math.isfinite(reference)) or reference <= 0:
-        return math.nan
-    return 1.0 - error / reference
-
-
-def mean_ranks(errors: pd.DataFrame) -> pd.Series:
-    """Mean rank of each predictor (columns) over tasks (rows); missing entries rank last."""
-    filled = errors.fillna(np.inf)
-    ranks = filled.rank(axis=1, method="average")
-    return ranks.mean(axis=0).sort_values()
-
-
-def performance_profile(errors: pd.DataFrame, taus: Iterable[float] = (1, 1.25, 1.5, 2, 3, 5, 10)) -> pd.DataFrame:
-    """ρ_p(τ): share of tasks on which predictor p's error is within τ× the best error on that task."""
+def performance_profile(errors: pd.DataFrame, taus=(1, 1.25, 1.5, 2, 3, 5, 10)) -> pd.DataFrame:
+    """ρ_p(τ) of Dolan & Moré (2002): share of tasks on which predictor p's error is within τ× the best."""
     best = errors.min(axis=1)
     ratio = errors.div(best.where(best > 0, np.nan), axis=0).fillna(np.inf)
     ratio[errors.eq(0) & best.eq(0).to_numpy()[:, None]] = 1.0
     return pd.DataFrame({tau: (ratio <= tau).mean(axis=0) for tau in taus}).T.rename_axis("tau")
-
-
-def scored_steps(track: str, spec: TaskSpec, trajectory: Trajectory, t0: int) -> np.ndarray:
-    """Requested steps that have a finite measurement (a diverged run is scored up to its divergence)."""
-    steps = requested_steps(track, spec, trajectory, t0)
-    return steps[steps <= int(measured_frame(trajectory).index.max())]
-
-
-def score_unit(spec: TaskSpec, trajectory: Trajectory, track: str, payloads: dict[int, dict]) -> dict:
-    """Metrics averaged over the unit's origins, and the quantities covered."""
-    measured = measured_frame(trajectory)
-    column, threshold = trajectory.edge
-    per_origin, covered = [], set()
-    for t0, payload in payloads.items():
-        metrics, cov = forecast_metrics(
-            Prediction(payload["frame"], payload["scalars"]), measured, threshold=threshold,
-            sigma=spec.scoring.smoothing, steps=scored_steps(track, spec, trajectory, t0),
-            with_onset=(track == "trajectory"), sharpness=column)
-        per_origin.append(metrics)
-        covered |= set(cov)
-    keys = sorted({k for m in per_origin for k in m})
-    return {"metrics": {k: float(np.nanmean([m.get(k, math.nan) for m in per_origin])) for k in keys},
-            "covered": sorted(covered)}

@@ -17,16 +17,24 @@ Critical values of a sweep (ordered by c or η): ``c_loss`` is the boundary betw
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from eosbench.oracle import Oracle
 from eosbench.predictor import Budget, Problem
+from eosbench.series import floored_log, smooth
 from eosbench.spec import TaskSpec
 from eosbench.trajectory import Trajectory
 
 EOS_RATIO = 0.95
+CONVERGED_LOSS = 0.05
+"""A run has converged from the step on which its smoothed log-loss (floored as in scoring) stays within
+5 % of its total change of the final value and its smoothed sharpness within 2 % of the threshold."""
+CONVERGED_SHARPNESS = 0.02
+REGIMES = ("before-onset", "onset", "sustained-eos", "catapult", "divergence", "adaptive-sgd")
+REGIME_OF_PHASE = {"diverge": "divergence", "eos": "sustained-eos", "catapult": "catapult"}
 CATAPULT_RISE = 1.5
 TAIL_FRACTION = 0.2
 
@@ -69,12 +77,108 @@ def blind(spec: TaskSpec) -> TaskSpec:
     return spec.model_copy(update={"id": "task", "description": "", "family": None})
 
 
+@dataclass(frozen=True)
+class Events:
+    """What happens in a measured run (steps; None when it does not happen)."""
+
+    onset: int | None  # first measured step with the edge sharpness ≥ its threshold
+    catapult: int | None  # the loss peak, when the loss rose above CATAPULT_RISE × its initial value
+    diverged: int | None  # the step the run diverged at
+    converged: int  # first step from which the smoothed log-loss and sharpness stay at their final values
+    sustained: bool  # the run ends at the edge of stability (phase label ``eos``)
+    last: int
+
+
+def events(spec: TaskSpec, trajectory: Trajectory) -> Events:
+    """The events of a measured run (see :data:`CONVERGED_LOSS` for the convergence rule)."""
+    frame = measured_frame(trajectory)
+    last = int(frame.index.max())
+    diverged = int(trajectory.frame.index.max()) if trajectory.outcome == "diverged" else None
+    loss = frame["loss"].dropna()
+    l0 = float(loss.iloc[0])
+    catapult = int(loss.idxmax()) if float(loss.max()) > CATAPULT_RISE * l0 else None
+    column, threshold = trajectory.edge
+    sharp = smooth(trajectory.series(column), spec.scoring.smoothing)
+    smoothed_loss = smooth(loss, spec.scoring.smoothing)
+    log_loss = pd.Series(floored_log(smoothed_loss, l0), index=smoothed_loss.index)
+    moving = np.abs(log_loss - log_loss.iloc[-1]) > CONVERGED_LOSS * max(abs(log_loss.iloc[0] - log_loss.iloc[-1]), 1e-12)
+    moving_steps = list(log_loss.index[moving.to_numpy()])
+    if len(sharp):
+        drift = np.abs(sharp - sharp.iloc[-1]) > CONVERGED_SHARPNESS * threshold
+        moving_steps += list(sharp.index[drift.to_numpy()])
+    converged = last if diverged is not None else (int(max(moving_steps)) + 1 if moving_steps else 0)
+    return Events(onset=trajectory.onset_step(), catapult=catapult, diverged=diverged,
+                  converged=min(converged, last), sustained=phase_label(trajectory) == "eos", last=last)
+
+
+def task_regime(spec: TaskSpec, trajectory: Trajectory) -> str:
+    """The regime a whole run is scored in: ``adaptive-sgd`` for any optimizer but full-batch GD, else by
+    its measured phase (``divergence``, ``sustained-eos``, ``catapult``), else ``onset`` when it crossed
+    the threshold and ``before-onset`` when it never did."""
+    if spec.optimizer.name != "gd":
+        return "adaptive-sgd"
+    label = phase_label(trajectory)
+    if label in REGIME_OF_PHASE:
+        return REGIME_OF_PHASE[label]
+    return "onset" if trajectory.onset_step() is not None else "before-onset"
+
+
+def forecast_origins(spec: TaskSpec, trajectory: Trajectory) -> dict[int, str]:
+    """Forecast origins placed relative to the run's events, each with the regime it tests.
+
+    With H the horizon: H/2 before the onset and at it (regime ``onset``), half-way through sustained EoS
+    (``sustained-eos``), at the loss peak of a catapult (``catapult``: forecast the recovery), H/2 before a
+    divergence (``divergence``); a run with none of these gets one origin a quarter of the way to its
+    convergence (``before-onset``). An onset origin at or before a catapult's loss peak tests the catapult.
+    Every origin lies before the run converged; origins closer than max(5, H/10) steps to an earlier one
+    are dropped. Any optimizer but GD is replayable only from its checkpoints (its state
+    is not stored), so its origins move to the checkpoint at or before them (regime ``adaptive-sgd``).
+    """
+    ev, h = events(spec, trajectory), spec.horizon
+    wanted: list[tuple[int, str]] = []
+    if ev.diverged is not None:
+        wanted.append((ev.diverged - h // 2, "divergence"))
+    else:
+        if ev.onset is not None:
+            wanted += [(ev.onset - h // 2, "onset"), (ev.onset, "onset")]
+            if ev.sustained:
+                wanted.append(((ev.onset + ev.last) // 2, "sustained-eos"))
+        if ev.catapult is not None:
+            wanted.append((ev.catapult, "catapult"))
+        if not wanted:
+            wanted.append((ev.converged // 4, "before-onset"))
+    gd = spec.optimizer.name == "gd"
+    out: dict[int, str] = {}
+    for step, regime in sorted(wanted):
+        if not gd:
+            step, regime = max((s for s in trajectory.checkpoints if s <= step), default=0), "adaptive-sgd"
+        step = max(step, 0)
+        if ev.catapult is not None and regime == "onset" and step <= ev.catapult:
+            regime = "catapult"  # the window holds the loss spike and its recovery
+        if step >= ev.converged or step >= ev.last or any(abs(step - s) < max(5, h // 10) for s in out):
+            continue
+        out[step] = regime
+    return out
+
+
 def origins(track: str, spec: TaskSpec, trajectory: Trajectory) -> list[int]:
-    """Start steps of the problems posed on ``track`` (only those the run reached)."""
-    if track == "forecast":
-        last = int(trajectory.frame.index.max())
-        return [t for t in spec.forecast_origins() if t < last and t in trajectory.checkpoints]
-    return [0]
+    """Start steps of the problems posed on ``track``."""
+    return sorted(forecast_origins(spec, trajectory)) if track == "forecast" else [0]
+
+
+def theta_at(spec: TaskSpec, trajectory: Trajectory, oracle: Oracle, t0: int):
+    """θ_{t0}: the stored checkpoint, or (full-batch GD only) GD replayed from the last checkpoint before
+    t0 with the same oracle calls as the measurement, so the numbers are the measured ones."""
+    if t0 in trajectory.checkpoints:
+        return oracle.asarray(trajectory.checkpoint(t0))
+    if spec.optimizer.name != "gd":
+        raise ValueError(f"no checkpoint at step {t0} and {spec.optimizer.name} keeps a state that is not stored")
+    start = max(s for s in trajectory.checkpoints if s <= t0)
+    theta = oracle.asarray(trajectory.checkpoint(start))
+    for t in range(start, t0):
+        g = oracle.loss_grad_outputs(theta)[1] if t % spec.measure.every == 0 else oracle.loss_and_grad(theta)[1]
+        theta = theta - trajectory.lr * g
+    return theta
 
 
 def requested_steps(track: str, spec: TaskSpec, trajectory: Trajectory, t0: int) -> np.ndarray:
@@ -96,7 +200,7 @@ def make_problem(track: str, spec: TaskSpec, trajectory: Trajectory, oracle: Ora
     observed = trajectory.frame.loc[trajectory.frame.index <= t0].copy()
     return Problem(
         task=blind(spec), track=track, lr=trajectory.lr, threshold=trajectory.threshold, t0=t0,
-        theta0=oracle.asarray(trajectory.checkpoint(t0)), steps=requested_steps(track, spec, trajectory, t0),
+        theta0=theta_at(spec, trajectory, oracle, t0), steps=requested_steps(track, spec, trajectory, t0),
         observed=observed, oracle=oracle, budget=budget, model_info=dict(trajectory.meta.get("model", {})),
         family_params=dict(spec.family_params), c=relative_c(trajectory))
 

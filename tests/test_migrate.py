@@ -12,15 +12,30 @@ from eosbench.cli import main
 from eosbench.errors import SpecError
 from eosbench.results import RESULT_SCHEMA_VERSION, load_result
 
-PUBLISHED = Path(__file__).parents[1] / "leaderboard" / "results" / "persistence" / "tiny@0.1.json"
+SCHEMA_1 = Path(__file__).parent / "fixtures" / "result-schema-1.json"  # stability-rule on tiny, eosbench 0.1
 
 
 @pytest.fixture()
 def results(tmp_path):
+    """A folder holding one current (schema 2) result file: the schema-1 fixture migrated."""
     folder = tmp_path / "results" / "persistence"
     folder.mkdir(parents=True)
-    shutil.copy(PUBLISHED, folder / "tiny@0.1.json")
+    record, _ = migrate.migrate_record(json.loads(SCHEMA_1.read_text()))
+    (folder / "tiny@0.1.json").write_text(json.dumps(record))
     return tmp_path / "results"
+
+
+def test_schema_1_migrates_to_a_valid_record_that_keeps_what_it_knew(tmp_path):
+    """Version 1 published stability-rule as 'ok' on 25 tasks with no scored metric (coverage 1); version 2
+    calls those failed, recounts coverage and keeps the raw errors, leaving the unknown verdict unknown."""
+    path = tmp_path / "tiny@0.1.json"
+    shutil.copy(SCHEMA_1, path)
+    assert migrate.migrate_file(path).steps == [1]
+    record = load_result(path)
+    summary = record.tracks["trajectory"].aggregate
+    assert summary.coverage == 0.0 and summary.failed == summary.applicable == 25 and summary.score is None
+    assert all(t.status == "failed" and "no scored metric" in t.error for t in record.tracks["trajectory"].tasks.values())
+    assert record.predictor.source_hash is None
 
 
 def _set_version(path: Path, version) -> None:
@@ -57,7 +72,8 @@ def test_registered_steps_chain_to_the_current_version(results, monkeypatch):
     path = results / "persistence" / "tiny@0.1.json"
     raw = json.loads(path.read_text())
     raw["schema_version"] = RESULT_SCHEMA_VERSION - 1
-    raw["hostname"] = raw.pop("host")  # pretend the old schema named this field differently
+    raw["hostname"] = raw.pop("host")  # pretend the old schema named this field differently (raw is schema 2
+    # content: the step under test renames it back)
     path.write_text(json.dumps(raw))
     monkeypatch.setattr(migrate, "MIGRATIONS", {})
 

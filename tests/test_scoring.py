@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 
 from eosbench.predictor import Prediction
-from eosbench.scoring import (forecast_metrics, loss_error, mean_ranks, onset_error, phase_metrics,
-                              sharpness_error, skill, smooth)
+from eosbench.aggregate import aggregate
+from eosbench.scoring import (bounded_skill, loss_error, onset_error, phase_metrics, sharpness_error, smooth,
+                              unit_errors, unit_score)
+from eosbench.spec import TaskSpec
 from eosbench.trajectory import Trajectory
 
 
@@ -29,7 +31,15 @@ def test_errors_by_hand():
     assert loss_error(pd.Series([math.e, 0.1], index=[0, 1]), loss, initial_loss=1.0) == pytest.approx(0.5)
     assert onset_error(120, 100, 0, 400) == pytest.approx(0.05)
     assert onset_error(None, 100, 0, 400) == pytest.approx(0.75)  # never crossing counts as crossing at T
-    assert skill(0.5, 1.0) == pytest.approx(0.5) and math.isnan(skill(0.5, 0.0))
+
+
+
+def test_bounded_skill_is_symmetric_on_a_log_scale_and_floored():
+    assert bounded_skill(0.5, 1.0) == pytest.approx(1 / 3) and bounded_skill(2.0, 1.0) == pytest.approx(-1 / 3)
+    assert bounded_skill(0.0, 0.0) == 0.0  # both below the floor: a tie, not ±∞ (1 − e/r was NaN here)
+    assert bounded_skill(1e-6, 1e-9) == 0.0 and bounded_skill(0.2, 0.0) == pytest.approx((0.01 - 0.2) / 0.21)
+    assert bounded_skill(math.nan, 1.0) == -1.0 and bounded_skill(1e9, 1.0) == pytest.approx(-1.0, abs=1e-6)
+    assert bounded_skill(0.5, None) == pytest.approx(1 / 3)  # no reference value: compared with 1
 
 
 def test_adaptive_optimizers_are_scored_on_the_preconditioned_sharpness():
@@ -42,11 +52,70 @@ def test_adaptive_optimizers_are_scored_on_the_preconditioned_sharpness():
     assert trajectory.edge == ("precond_sharpness", 2000.0) and trajectory.onset_step() == 20
     predicted = Prediction(pd.DataFrame({"loss": 1.0, "sharpness": 5.0, "precond_sharpness": pre + 200},
                                         index=pd.Index(steps, name="step")), {"onset_step": 24})
-    column, threshold = trajectory.edge
-    metrics, covered = forecast_metrics(predicted, measured, threshold=threshold, sigma=0, steps=steps,
-                                        with_onset=True, sharpness=column)
+    spec = _spec(steps=36, smoothing=0)
+    metrics, answered, _ = unit_errors(predicted, spec, trajectory, "trajectory", 0)
     assert metrics["sharpness_error"] == pytest.approx(0.1) and metrics["onset_error"] == pytest.approx(4 / 36)
-    assert covered == ["sharpness", "loss", "onset"]
+    assert answered == {"sharpness": 1.0, "loss": 1.0}
+
+
+def _spec(steps: int, smoothing: float = 0.0, horizon: int | None = None) -> TaskSpec:
+    return TaskSpec.model_validate({"id": "t", "tier": "tiny", "data": {"name": "none"},
+                                    "model": {"arch": "quadratic", "spectrum": [1.0]}, "loss": "value",
+                                    "optimizer": {"name": "gd", "lr": 1.0}, "steps": steps,
+                                    "scoring": {"smoothing": smoothing, "horizon": horizon}})
+
+
+def _run(n: int = 101, diverged: bool = False) -> Trajectory:
+    steps = np.arange(n)
+    frame = pd.DataFrame({"loss": np.exp(-steps / 20), "sharpness": 1.0 + steps / 100},
+                         index=pd.Index(steps, name="step"))
+    frame["eos_ratio"] = frame["sharpness"] / 2.0
+    if diverged:
+        frame.loc[n - 1, "loss"] = np.inf
+    return Trajectory(frame, {"lr": 1.0, "threshold": 2.0, "outcome": "diverged" if diverged else "completed"})
+
+
+def test_a_forecast_that_stops_after_its_origin_row_scores_worse_than_one_that_answers_badly():
+    trajectory, spec = _run(), _spec(100)
+    exact = trajectory.frame[["loss", "sharpness"]]
+    reference = unit_errors(Prediction(exact * 1.5), spec, trajectory, "trajectory", 0)[0]  # a poor reference
+    stub = Prediction(exact.iloc[:1])  # exact, but only at step 0
+    metrics, answered, _ = unit_errors(stub, spec, trajectory, "trajectory", 0)
+    assert answered["sharpness"] == pytest.approx(1 / 101)
+    assert unit_score(metrics, answered, reference)["score"] < 0 < unit_score(reference, {"sharpness": 1.0,
+                                                                                        "loss": 1.0}, {})["score"]
+
+
+def test_a_diverged_run_is_scored_on_whether_and_when_it_diverges():
+    trajectory, spec = _run(diverged=True), _spec(100)
+    on_time = Prediction(scalars={"divergence_step": 90})
+    never = Prediction(trajectory.frame[["sharpness"]].iloc[:50])
+    assert unit_errors(on_time, spec, trajectory, "trajectory", 0)[0] == {"divergence_error": 0.1, "phase_error": 0.0}
+    assert unit_errors(never, spec, trajectory, "trajectory", 0)[0] == {"divergence_error": 1.0, "phase_error": 1.0}
+
+
+def _task(group: str, score: float, regime: str = "onset", status: str = "ok") -> dict:
+    return {"status": status, "group": group, "regime": regime, "score": score, "skill": {"loss_error": score},
+            "covered": ["loss"] if status == "ok" else [], "cost": {"cost_ratio": 1.0}}
+
+
+def test_groups_get_one_vote_and_removing_any_task_moves_a_regime_by_at_most_its_spread():
+    tasks = {f"uv{i}": _task("uv", -0.9 + 0.01 * i) for i in range(14)}
+    tasks |= {"mlp": _task("mlp", 0.6), "cnn": _task("cnn", 0.3), "chain": _task("chain", 0.1, status="failed")}
+    tasks["chain"]["score"] = -1.0
+    summary = aggregate(tasks)["regimes"]["onset"]
+    assert summary["groups"] == 4 and summary["failed"] == 1
+    assert summary["score"] == pytest.approx(np.mean([np.mean([-0.9 + 0.01 * i for i in range(14)]), 0.6, 0.3, -1.0]))
+    for removed in tasks:
+        rest = aggregate({k: v for k, v in tasks.items() if k != removed})["regimes"]["onset"]
+        assert abs(rest["score"] - summary["score"]) <= summary["spread"] + 1e-12
+
+
+def test_failing_is_never_better_than_answering():
+    answered = {"a": _task("a", -0.2), "b": _task("b", 0.1)}
+    failed = {"a": _task("a", -1.0, status="failed"), "b": _task("b", 0.1)}
+    assert aggregate(failed)["score"] < aggregate(answered)["score"]
+    assert aggregate(failed)["coverage"] == 0.5 and aggregate(answered)["coverage"] == 1.0
 
 
 def test_loss_error_treats_losses_below_the_floor_as_converged():
@@ -67,9 +136,3 @@ def test_phase_metrics_penalize_a_missed_critical_value():
                                    {"c_loss": 1.7, "c_max": 5.0}, values)
     assert never_diverges["phase_accuracy"] == pytest.approx(2 / 3)
     assert never_diverges["critical_c_error"] == pytest.approx(math.log(9.0) / 2)
-
-
-def test_mean_ranks_put_missing_entries_last():
-    errors = pd.DataFrame({"good": [0.1, 0.2], "bad": [0.3, np.nan]}, index=["t1", "t2"])
-    ranks = mean_ranks(errors)
-    assert list(ranks.index) == ["good", "bad"] and ranks["good"] == 1.0
