@@ -35,11 +35,11 @@ def env(tmp_path, monkeypatch):
     return tmp_path
 
 
-def run(*args):
+def run(*args, exit_code: int = 0):
     result = CliRunner().invoke(main, ["run", *args, "--plugin", PLUGINS, "--json", "--track", "trajectory",
                                        "--budget", "4"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    assert result.exit_code == exit_code, result.output
+    return json.loads(result.stdout)
 
 
 @pytest.mark.parametrize("name, needle", [
@@ -51,7 +51,7 @@ def run(*args):
     ("broken-crash", "died"),
 ])
 def test_broken_plugin_fails_only_its_tasks(env, name, needle):
-    record = run(name)
+    record = run(name, exit_code=1)  # every task failed: the run says so and exits 1
     tasks = record["tracks"]["trajectory"]["tasks"]
     assert set(tasks) == {"quad-a", "quad-b"}
     for t in tasks.values():
@@ -66,7 +66,7 @@ def test_a_plugin_raising_not_applicable_is_recorded_so_with_its_reason(env):
     for t in tasks.values():
         assert t["status"] == "not-applicable" and "optimizer state" in t["error"]
     aggregate = record["tracks"]["trajectory"]["aggregate"]
-    assert aggregate["failed"] == 0 and aggregate["ok"] == 0
+    assert aggregate["failed"] == 0 and aggregate["applicable"] == 0 and aggregate["score"] is None
 
 
 def test_good_plugin_scores_and_rescoring_reproduces(env):
@@ -134,3 +134,63 @@ def test_entry_point_plugin_is_found_and_run(env, tmp_path):
         assert all(t["status"] == "ok" for t in tasks.values())
     finally:
         subprocess.run([sys.executable, "-m", "pip", "uninstall", "-q", "-y", "eosbench-test-plugin"], check=True)
+
+
+UNSTABLE_QUAD = QUAD.replace("lr: 0.1", "lr: 0.8")  # η·λ_max = 2.4 > 2: the run diverges
+PLUGIN_TEMPLATE = '''
+from eosbench.predictor import NotApplicable, Prediction, Predictor
+
+
+class Theory(Predictor):
+    name, version = "edited-theory", "1.0.0"
+
+    def predict(self, problem):
+        return Prediction.from_rows([{"step": int(s), "sharpness": CONSTANT} for s in problem.steps])
+'''
+
+
+def _run_file(plugin: Path, *args, track: str = "trajectory") -> dict:
+    result = CliRunner().invoke(main, ["run", *args, "--plugin", str(plugin), "--json", "--track", track],
+                                catch_exceptions=False)
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.stdout)
+
+
+def test_an_edited_predictor_is_rerun_without_a_version_bump(env):
+    """The prediction cache is keyed by a hash of the predictor's source, not just its declared version."""
+    plugin = env / "edited.py"
+    plugin.write_text(PLUGIN_TEMPLATE.replace("CONSTANT", "1.0"))
+    first = _run_file(plugin, "edited-theory", "--tasks", "quad-a")["tracks"]["trajectory"]["tasks"]["quad-a"]
+    plugin.write_text(PLUGIN_TEMPLATE.replace("CONSTANT", "5.0"))
+    second = _run_file(plugin, "edited-theory", "--tasks", "quad-a")["tracks"]["trajectory"]["tasks"]["quad-a"]
+    assert first["metrics"]["sharpness_error"] != second["metrics"]["sharpness_error"]
+
+
+@pytest.mark.parametrize("track", ["trajectory", "forecast"])
+def test_a_forecast_of_only_its_origin_row_scores_worse_than_gradient_flow(env, track):
+    plugin = env / "origin_only.py"
+    plugin.write_text(PLUGIN_TEMPLATE.replace("CONSTANT", "float(problem.observed['sharpness'].iloc[-1])")
+                      .replace("for s in problem.steps]", "for s in problem.steps[:1]]"))
+    record = _run_file(plugin, "edited-theory", "--tasks", "quad-a", track=track)
+    task = record["tracks"][track]["tasks"]["quad-a"]
+    assert task["status"] == "ok" and task["answered"]["sharpness"] < 0.1
+    assert task["score"] < 0  # gradient flow scores 0 against itself
+
+
+def test_raising_on_the_diverging_task_scores_worse_than_answering_it_badly(env):
+    """Failing is the worst score, never a missing one (a NaN or failed unit no longer drops out of the mean)."""
+    (env / "tasks" / "quad-unstable.yaml").write_text(UNSTABLE_QUAD.format(id="quad-unstable"))
+    raising = env / "raising.py"
+    raising.write_text(PLUGIN_TEMPLATE.replace(
+        "        return Prediction", "        if problem.lr * 3 > 2:\n            raise RuntimeError('no claim')\n"
+        "        return Prediction").replace("CONSTANT", "problem.threshold"))
+    answering = env / "answering.py"
+    answering.write_text(PLUGIN_TEMPLATE.replace("CONSTANT", "problem.threshold"))
+    tasks = ["--tasks", "quad-a", "--tasks", "quad-unstable"]
+    bad = _run_file(answering, "edited-theory", *tasks)["tracks"]["trajectory"]
+    assert bad["tasks"]["quad-unstable"]["regime"] == "divergence"
+    failed = _run_file(raising, "edited-theory", *tasks)["tracks"]["trajectory"]
+    assert failed["tasks"]["quad-unstable"]["status"] == "failed"
+    assert failed["aggregate"]["regimes"]["divergence"]["score"] == -1.0
+    assert failed["aggregate"]["score"] < bad["aggregate"]["score"]
+    assert failed["aggregate"]["coverage"] == 0.5
