@@ -108,3 +108,132 @@ def number(value: float | None, digits: int = 6) -> float | None:
     if value is None or not math.isfinite(value):
         return None
     return float(f"{value:.{digits}g}")
+
+
+# ------------------------------------------------------------------------------ the verdict's view
+REGIMES = ("before-onset", "onset", "sustained-eos", "catapult", "divergence", "adaptive-sgd")
+"""The regime families in the site's fixed reading order."""
+REGIME_TEXT = {
+    "before-onset": "runs that never reach the stability threshold 2/η (progressive sharpening only)",
+    "onset": "runs whose sharpness crosses 2/η: when and how the edge of stability begins",
+    "sustained-eos": "runs that settle at the edge of stability and stay there",
+    "catapult": "runs whose loss spikes and recovers (a catapult) after an early instability",
+    "divergence": "runs that diverge: scored on whether and when they do",
+    "adaptive-sgd": "runs of other optimizers than full-batch GD (SGD, momentum, RMSProp, Adam)",
+}
+BUDGETS = (("≤0.1×", 0.1), ("≤1×", 1.0), ("any", None))
+"""Cumulative budget classes: a predictor whose median cost ratio is at most the limit (None: any cost)."""
+BUDGET_TEXT = {"≤0.1×": "at most a tenth of the cost of simulating the run",
+               "≤1×": "at most the cost of simulating the run (cheaper than or as cheap as replaying GD)",
+               "any": "any cost, including predictors whose cost was not recorded"}
+REFERENCE = "gd-replay"
+"""The predictor that re-simulates gradient descent: the accuracy ceiling at cost ratio ≈ 1, not a theory."""
+BASELINE = "gradient-flow"
+"""The predictor every score is measured against (score 0 by definition)."""
+METRIC_ORDER = ("sharpness_error", "loss_error", "onset_error")
+METRIC_TEXT = {
+    "sharpness_error": "mean |Ŝ − S̄| / (2/η) over the scored steps, S̄ the smoothed measured sharpness",
+    "loss_error": "mean |log L̂ − log L̄| over the scored steps, L̄ the smoothed measured loss",
+    "onset_error": "|t̂ − t| / T, t the first step with sharpness ≥ 2/η, T the run's length",
+}
+
+
+def metric_label(metric: str) -> str:
+    return metric.removesuffix("_error").replace("_", " ") + " error" if metric.endswith("_error") \
+        else metric.replace("_", " ")
+
+
+def ordered_metrics(keys) -> list[str]:
+    """Known metrics in their fixed order, then any others alphabetically."""
+    keys = set(keys)
+    return [m for m in METRIC_ORDER if m in keys] + sorted(keys - set(METRIC_ORDER))
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One predictor's aggregate on one suite and track, over one regime (or over all, ``regime=None``)."""
+
+    name: str
+    version: str
+    suite: str
+    track: str
+    regime: str | None
+    score: float | None
+    spread: float | None
+    tasks: int
+    groups: int
+    failed: int
+    coverage: float | None
+    cost_ratio: float | None
+    budget_class: str | None
+
+    @property
+    def reference(self) -> bool:
+        return self.name == REFERENCE
+
+    def within(self, limit: float | None) -> bool:
+        """In the cumulative budget class with this limit (None: any)."""
+        return limit is None or (self.cost_ratio is not None and self.cost_ratio <= limit)
+
+
+def standings(published: list[Published], suite: str, track: str, regime: str | None) -> list[Standing]:
+    """Every predictor's standing on ``suite``/``track`` in ``regime`` (None: the track's overall score),
+    best first (higher score, then lower cost, then name); predictors without that regime are left out."""
+    out = []
+    for item in published:
+        if item.record.suite != suite or track not in item.forecast_tracks():
+            continue
+        agg = item.record.tracks[track].aggregate
+        if regime is None:
+            if agg.score is None:
+                continue
+            score, spread, tasks, groups, failed = agg.score, None, agg.scored, len(agg.regimes), agg.failed
+        elif regime in agg.regimes:
+            r = agg.regimes[regime]
+            score, spread, tasks, groups, failed = r.score, r.spread, r.tasks, r.groups, r.failed
+        else:
+            continue
+        out.append(Standing(item.name, item.record.predictor.version, suite, track, regime, number(score),
+                            number(spread), tasks, groups, failed, number(agg.coverage), number(agg.cost_ratio),
+                            agg.budget_class))
+    return sorted(out, key=lambda s: (-(s.score if s.score is not None else -math.inf),
+                                      s.cost_ratio if s.cost_ratio is not None else math.inf, s.name))
+
+
+def ranking_table(published: list[Published], suite: str, track: str) -> list[dict]:
+    """The home page's block for one suite and track: a row per regime present (fixed order, then the
+    overall score), a cell per budget class with the theories ranked and the GD-replay ceiling beside them."""
+    rows = []
+    for regime in (*REGIMES, None):
+        everyone = standings(published, suite, track, regime)
+        if not everyone:
+            continue
+        ceiling = next((s for s in everyone if s.reference), None)
+        cells = [{"budget": label, "limit": limit, "ceiling": ceiling,
+                  "entries": [s for s in everyone if not s.reference and s.within(limit)]}
+                 for label, limit in BUDGETS]
+        rows.append({"regime": regime, "cells": cells})
+    return rows
+
+
+def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """The non-dominated (cost, score, name) points, by increasing cost: no other point is at most as costly
+    and at least as accurate with one of the two strictly better."""
+    front: list[tuple[float, float, str]] = []
+    for cost, score, name in sorted(points, key=lambda p: (p[0], -p[1], p[2])):
+        if not front or score > front[-1][1]:
+            front.append((cost, score, name))
+    return front
+
+
+def regime_rows(item: Published, track: str, regime: str) -> list[dict]:
+    """The per-task evidence behind one standing: a row per task (trajectory track) or per forecast origin
+    (forecast track) in ``regime``, failed tasks included."""
+    rows = []
+    for task_id, task in item.record.tracks[track].tasks.items():
+        if track == "forecast" and task.origins:
+            rows += [{"task_id": task_id, "task": task, "t0": o.step, "unit": o}
+                     for o in task.origins if (o.regime or task.regime) == regime]
+        elif task.regime == regime and task.status != "not-applicable":
+            rows.append({"task_id": task_id, "task": task, "t0": None, "unit": task})
+    return rows

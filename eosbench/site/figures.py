@@ -11,7 +11,8 @@ import pandas as pd
 
 from eosbench.store import load_predictions
 from eosbench.scoring import performance_profile, smooth
-from eosbench.site.data import PHASES, Published, number
+from eosbench.site.data import (BASELINE, PHASES, REFERENCE, REGIMES, Published, metric_label, number,
+                                ordered_metrics, pareto_front, standings)
 from eosbench.store import Store
 from eosbench.tracks import measured_frame
 
@@ -71,8 +72,10 @@ def task_figure(task_id: str, published: list[Published], store: Store,
             task = track.tasks.get(task_id)
             if task is None or task.status != "ok":
                 continue
-            payloads = load_predictions(store.prediction_dir(item.name, item.record.predictor.version, task_id,
-                                                             task.spec_hash, track_name, item.record.backend))
+            info = item.record.predictor
+            version = f"{info.version}+{info.source_hash}" if info.source_hash else info.version
+            payloads = load_predictions(store.prediction_dir(item.name, version, task_id, task.spec_hash,
+                                                             track_name, item.record.backend))
             if payloads is None:
                 continue
             found = True
@@ -201,34 +204,111 @@ def _phase_scale() -> list:
     return scale
 
 
-def cost_figure(published: list[Published], suite: str, track: str, palette: dict[str, str]) -> dict:
-    """Per-task error against compute for every predictor; buttons switch HVPs/seconds and the metric."""
-    items = [p for p in published if p.record.suite == suite and track in p.forecast_tracks()]
-    columns = {}
-    for item in items:
-        tasks = {tid: t for tid, t in item.record.tracks[track].tasks.items() if t.status == "ok"}
-        columns[item.name] = {
-            "task": list(tasks),
-            "hvps": [1 + t.cost.get("hvps", 0.0) for t in tasks.values()],
-            "seconds": [number(t.cost.get("wall_seconds")) for t in tasks.values()],
-            "sharpness_error": [number(t.metrics.get("sharpness_error")) for t in tasks.values()],
-            "loss_error": [number(t.metrics.get("loss_error")) for t in tasks.values()]}
-    names = list(columns)
-    data = [{"type": "scatter", "mode": "markers", "name": n, "x": columns[n]["hvps"],
-             "y": columns[n]["sharpness_error"],
-             "text": columns[n]["task"], "marker": {"color": palette[n], "size": 9, "opacity": 0.85},
-             "hovertemplate": "%{text}<br>x=%{x:.4g}<br>y=%{y:.4g}<extra>" + n + "</extra>"} for n in names]
-    x_buttons = [{"label": label, "method": "update",
-                  "args": [{"x": [columns[n][key] for n in names]}, {"xaxis.title.text": title}]}
-                 for label, key, title in (("HVPs", "hvps", "1 + Hessian-vector products"),
-                                           ("seconds", "seconds", "wall seconds"))]
-    y_buttons = [{"label": label, "method": "update",
-                  "args": [{"y": [columns[n][key] for n in names]}, {"yaxis.title.text": label}]}
-                 for label, key in (("sharpness error", "sharpness_error"), ("loss error", "loss_error"))]
-    menu = {"type": "buttons", "direction": "right", "showactive": True, "yanchor": "bottom", "y": 1.02}
-    layout = {**LAYOUT, "height": 460, "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
-              "xaxis": {"type": "log", "title": {"text": "1 + Hessian-vector products"}, "exponentformat": "e"},
-              "yaxis": {"type": "log", "title": {"text": "sharpness error"}, "exponentformat": "e"},
-              "updatemenus": [{**menu, "buttons": x_buttons, "x": 0, "xanchor": "left"},
-                              {**menu, "buttons": y_buttons, "x": 1, "xanchor": "right"}]}
+def _log_floor(values: list[float]) -> float:
+    """Where a zero cost is drawn on a log axis: 1e-4, or a decade below the smallest positive cost if lower."""
+    positive = [v for v in values if v > 0]
+    return min([1e-3, *positive]) / 10
+
+
+def pareto_figure(published: list[Published], suite: str, track: str, palette: dict[str, str]) -> dict | None:
+    """Each predictor's score on one suite and track against its cost ratio (log axis), one trace per
+    predictor, the Pareto frontier as a step line, the GD-replay ceiling labelled and a line at 1×.
+    Buttons switch between the overall score and each regime's (the frontier is recomputed for each)."""
+    everyone = standings(published, suite, track, None)
+    placed = [s for s in everyone if s.cost_ratio is not None and s.score is not None]
+    if not placed:
+        return None
+    names = [s.name for s in placed]
+    floor = _log_floor([s.cost_ratio for s in placed])
+    x = {s.name: max(s.cost_ratio, floor) for s in placed}
+    cost = {s.name: s.cost_ratio for s in placed}
+    views = [("all regimes", None)] + [(r, r) for r in REGIMES]
+    ys: dict[str | None, dict[str, float | None]] = {}
+    for _, regime in views:
+        by_name = {s.name: s.score for s in standings(published, suite, track, regime)}
+        if regime is None or any(by_name.get(n) is not None for n in names):
+            ys[regime] = {n: by_name.get(n) for n in names}
+    views = [(label, regime) for label, regime in views if regime in ys]
+
+    def frontier(regime):
+        front = pareto_front([(x[n], y, n) for n, y in ys[regime].items() if y is not None])
+        return [p[0] for p in front], [p[1] for p in front], [p[2] for p in front]
+
+    data = []
+    for s in placed:
+        ref = s.reference
+        label = f"{s.name} (ceiling: re-simulates GD)" if ref else s.name
+        data.append({"type": "scatter", "mode": "markers+text", "name": label, "x": [x[s.name]],
+                     "y": [ys[None][s.name]], "text": [label], "textposition": "top center",
+                     "customdata": [[cost[s.name], s.coverage]],
+                     "marker": {"color": "#111111" if ref else palette[s.name], "size": 16 if ref else 11,
+                                "symbol": "star" if ref else "circle", "line": {"color": "#fff", "width": 1}},
+                     "hovertemplate": f"{s.name}<br>score %{{y:.3f}} (higher is better)<br>cost ratio "
+                                      "%{customdata[0]:.3g} (lower is cheaper)<br>coverage %{customdata[1]:.2f}"
+                                      "<extra></extra>"})
+    fx, fy, fn = frontier(None)
+    data.append({"type": "scatter", "mode": "lines", "name": "Pareto frontier", "x": fx, "y": fy, "text": fn,
+                 "line": {"shape": "hv", "color": "#52606d", "width": 2, "dash": "dot"}, "hoverinfo": "skip"})
+    buttons = []
+    for label, regime in views:
+        fx, fy, _ = frontier(regime)
+        buttons.append({"label": label, "method": "update",
+                        "args": [{"x": [[x[n]] for n in names] + [fx], "y": [[ys[regime][n]] for n in names] + [fy]},
+                                 {"yaxis.title.text": f"score, {label} (higher is better)"}]})
+    layout = {**LAYOUT, "height": 520, "margin": {"l": 70, "r": 20, "t": 60, "b": 60}, "showlegend": True,
+              "xaxis": {"type": "log", "title": {"text": "cost ratio: gradient-equivalents / the GD run's "
+                                                         "(log scale; lower is cheaper)"}, "exponentformat": "power"},
+              "yaxis": {"range": [-1.08, 1.12], "zeroline": True, "zerolinecolor": "#bcccdc",
+                        "title": {"text": "score, all regimes (higher is better)"}},
+              "shapes": [{"type": "line", "xref": "x", "yref": "paper", "x0": 1, "x1": 1, "y0": 0, "y1": 1,
+                          "line": {"color": "#b42318", "width": 1.5, "dash": "dash"}}],
+              "annotations": [{"x": 0, "y": 1, "xref": "x", "yref": "paper", "text": "1× = cost of simulating the run",
+                               "showarrow": False, "xanchor": "left", "yanchor": "bottom", "font": {"color": "#b42318"}},
+                              {"x": 1, "y": 0, "xref": "paper", "yref": "y", "text": "0 = gradient flow",
+                               "showarrow": False, "xanchor": "right", "yanchor": "bottom",
+                               "font": {"color": "#52606d"}}],
+              "updatemenus": [{"type": "buttons", "direction": "right", "showactive": True, "x": 0, "xanchor": "left",
+                               "y": 1.04, "yanchor": "bottom", "buttons": buttons}] if len(buttons) > 1 else []}
     return {"data": data, "layout": layout}
+
+
+def _curve(points: dict[str, float], log: bool = True) -> tuple[list[float], list[float | None]]:
+    hs = sorted(points, key=float)
+    ys = [number(points[h]) for h in hs]
+    return [number(float(h)) for h in hs], [None if (y is None or (log and y <= 0)) else y for y in ys]
+
+
+def horizon_figure(published: list[Published], suite: str, palette: dict[str, str]) -> tuple[dict | None, list[dict]]:
+    """Median sharpness and loss error against the horizon h on one suite's forecast track, one curve per
+    predictor, gradient flow's drawn thick and black; and the rows of the crossing-horizon table."""
+    items = [p for p in published if p.record.suite == suite and "forecast" in p.forecast_tracks()]
+    aggs = {p.name: p.record.tracks["forecast"].aggregate for p in items}
+    reference = (aggs[BASELINE].horizon if BASELINE in aggs and aggs[BASELINE].horizon else
+                 max(aggs.values(), key=lambda a: a.scored).horizon_reference if aggs else {})
+    metrics = [m for m in ordered_metrics({m for a in aggs.values() for m in a.horizon} | set(reference))
+               if m in ("sharpness_error", "loss_error")]
+    rows = [{"name": name, "crossing": {m: a.crossing_horizon.get(m, "missing") for m in metrics},
+             "cost_ratio": number(a.cost_ratio)} for name, a in sorted(aggs.items()) if name != BASELINE]
+    data, axes = [], {}
+    for col, metric in enumerate(metrics, start=1):
+        suffix = "" if col == 1 else str(col)
+        axis = {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}", "showlegend": col == 1}
+        for name, agg in sorted(aggs.items()):
+            if name == BASELINE or metric not in agg.horizon:
+                continue
+            hx, hy = _curve(agg.horizon[metric])
+            ref = name == REFERENCE
+            data.append({"type": "scatter", "mode": "lines+markers", "name": name, "legendgroup": name, "x": hx,
+                         "y": hy, "line": {"color": palette[name], "width": 1.8, "dash": "dot" if ref else "solid"},
+                         "marker": {"size": 5}, **axis})
+        if metric in reference:
+            hx, hy = _curve(reference[metric])
+            data.append({"type": "scatter", "mode": "lines", "name": "gradient flow (the reference, score 0)",
+                         "legendgroup": BASELINE, "x": hx, "y": hy, "line": {"color": "#111111", "width": 4}, **axis})
+        width = 1 / len(metrics)
+        axes[f"xaxis{suffix}"] = {"title": {"text": "horizon h (steps after the origin)"}, "anchor": f"y{suffix}",
+                                  "domain": [(col - 1) * width + (0.04 if col > 1 else 0), col * width - 0.04]}
+        axes[f"yaxis{suffix}"] = {"type": "log", "exponentformat": "power", "anchor": f"x{suffix}",
+                                  "title": {"text": f"median {metric_label(metric)} (lower is better)"}}
+    figure = {"data": data, "layout": {**LAYOUT, "height": 480, **axes}} if data else None
+    return figure, rows

@@ -51,6 +51,18 @@ function applyFilters() {
 filters.forEach((f) => f.addEventListener("change", applyFilters));
 applyFilters();
 
+// The home page: one suite's rankings at a time (without scripts every suite shows).
+const suiteSelect = document.getElementById("suite-select");
+function showSuite() {
+  document.querySelectorAll("section.suite-block").forEach((block) => {
+    block.hidden = block.dataset.suite !== suiteSelect.value;
+  });
+}
+if (suiteSelect) {
+  suiteSelect.addEventListener("change", showSuite);
+  showSuite();
+}
+
 if (window.Plotly) {
   document.querySelectorAll('script[type="application/json"][data-plot]').forEach((node) => {
     const figure = JSON.parse(node.textContent);
