@@ -19,9 +19,10 @@ FORECAST_FRACTIONS = (0.25, 0.5, 0.75)
 
 
 class _Strict(BaseModel):
-    """Base for every spec block: unknown fields are errors, values are immutable."""
+    """Base for every spec block: unknown fields are errors, values are immutable, numbers are finite
+    (``.inf`` or ``.nan`` anywhere, e.g. a learning rate or a spectrum entry, is an error naming the field)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------------------------- data
