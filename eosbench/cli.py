@@ -27,9 +27,7 @@ out = Console(width=None if sys.stdout.isatty() else 160)  # tables stay readabl
 
 
 class _Group(click.Group):
-    """Turns :class:`EosbenchError` into a one-paragraph message and exit code 2, and any other failure
-    (a fault: a disk, a process, a bug) into one line and exit code 1; ``EOSBENCH_DEBUG=1`` shows the
-    traceback instead."""
+    """Turns :class:`EosbenchError` into a one-paragraph message and exit code 2."""
 
     def invoke(self, ctx):
         try:
@@ -38,20 +36,6 @@ class _Group(click.Group):
             # escaped: messages hold brackets (pip install 'eosbench[jax]') that rich would read as markup
             console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(2)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
-        except KeyboardInterrupt:
-            console.print("[bold red]interrupted[/]: finished units are kept in the store; rerun to resume",
-                          highlight=False)
-            sys.exit(130)
-        except Exception as exc:  # noqa: BLE001 - a fault, reported in one line rather than a traceback
-            if os.environ.get("EOSBENCH_DEBUG"):
-                raise
-            text = " ".join(str(exc).split()) or "(no message)"
-            console.print(f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(text)} (an unexpected "
-                          "failure; finished work is kept in the store. EOSBENCH_DEBUG=1 shows the traceback)",
-                          highlight=False, soft_wrap=True)
-            sys.exit(1)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -98,6 +82,127 @@ def _select(catalog: Catalog, task_ids: tuple[str, ...], suite: str | None,
     return [spec.model_copy(update={"device": device}) for spec in specs]
 
 
+_THREADS_OPTION = click.option(
+    "--threads", type=click.IntRange(min=1), envvar="EOSBENCH_THREADS",
+    help="Torch threads per unit (or set EOSBENCH_THREADS). Default: the cores other work leaves free, shared "
+         "among the units running at once (1 each when units run side by side), at least 1.")
+
+
+def _use_threads(threads: int | None, units: int = 1) -> int:
+    """Fix the thread count of this run: export ``--threads`` as EOSBENCH_THREADS (so every unit and its
+    process sees it) and apply the chosen count to this process, which measures in-process."""
+    from eosbench.executors import THREADS_ENV, apply_threads, choose_threads
+
+    if threads is not None:
+        os.environ[THREADS_ENV] = str(threads)
+    chosen = choose_threads(units)
+    apply_threads(chosen)
+    return chosen
+
+
+class _Reporter:
+    """The progress of a run, fed by the runner's ``on_event``.
+
+    Accepts a plain message (``on_event("finished 3/25 units")``) and a structured event
+    (``on_event(message, kind=..., task=..., predictor=..., track=..., status=..., seconds=..., done=...,
+    total=..., step=..., steps=...)``). In a terminal: a bar over the units with an ETA, and a bar per task
+    being measured (steps and ETA). Otherwise (a log, CI, nohup): one plain line per finished unit or
+    measurement, flushed at once, and nothing for step events.
+    """
+
+    def __init__(self, live: bool, quiet: bool = False, stream=None):
+        import time
+
+        self.live, self.quiet, self.stream = live and not quiet, quiet, stream or sys.stderr
+        self.started = time.perf_counter()
+        self.progress: Progress | None = None
+        self.units = self.steps = None
+        self.step_task: str | None = None
+
+    def __enter__(self) -> "_Reporter":
+        if self.live:
+            from rich.progress import TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                     console=console, transient=True)
+            self.progress.start()
+            self.units = self.progress.add_task("starting", total=None)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def _log(self, line: str) -> None:
+        import time
+
+        print(f"[{time.perf_counter() - self.started:7.1f}s] {line}", file=self.stream, flush=True)
+
+    def __call__(self, message: str, **info) -> None:
+        if self.quiet:
+            return
+        kind = info.get("kind") or _kind_of(message)
+        done, total = info.get("done"), info.get("total")
+        if done is None:
+            done, total = _counts_in(message)
+        if kind == "step":
+            self._step(info)
+            return
+        if self.progress is None:
+            if kind in ("unit", "measured"):
+                self._log(_unit_line(message, info))
+            elif kind == "stage":
+                self._log(message)
+            return
+        if kind == "measured" and self.steps is not None:
+            self.progress.remove_task(self.steps)
+            self.steps = self.step_task = None
+        if done is not None and total:
+            label = "measured tasks" if kind == "measured" else "units"
+            what = f" · last: {info['task']}" if info.get("task") else ""
+            self.progress.update(self.units, total=total, completed=done, description=f"{label}{what}")
+        elif kind == "stage":
+            self.progress.update(self.units, description=message)
+
+    def _step(self, info: dict) -> None:
+        if self.progress is None or info.get("steps") is None:
+            return
+        task = str(info.get("task", "measuring"))
+        if self.step_task != task:
+            if self.steps is not None:
+                self.progress.remove_task(self.steps)
+            self.steps, self.step_task = self.progress.add_task(f"measuring {task}", total=info["steps"]), task
+        self.progress.update(self.steps, completed=info.get("step", 0))
+
+
+def _kind_of(message: str) -> str:
+    if message.startswith("finished "):
+        return "unit"
+    if message.startswith("measured "):
+        return "measured"
+    return "stage"
+
+
+def _counts_in(message: str) -> tuple[int | None, int | None]:
+    """(done, total) from a message such as "finished 3/25 units"."""
+    import re
+
+    match = re.search(r"(\d+)/(\d+)", message)
+    return (int(match[1]), int(match[2])) if match else (None, None)
+
+
+def _unit_line(message: str, info: dict) -> str:
+    """One log line for a finished unit: its count, task, predictor, track, status and seconds."""
+    if not info.get("task"):
+        return message
+    done = f"{info['done']}/{info['total']} " if info.get("done") is not None else ""
+    who = " ".join(str(info[k]) for k in ("predictor", "track") if info.get(k))
+    seconds = f" {info['seconds']:.1f}s" if isinstance(info.get("seconds"), (int, float)) else ""
+    verb = "measured" if info.get("kind") == "measured" else "finished"
+    return f"{verb} {done}{info['task']}{' · ' + who if who else ''}: {info.get('status', 'ok')}{seconds}"
+
+
 _DEVICE_OPTION = click.option("--device", type=click.Choice(["cpu", "cuda"]),
                               help="Run every task on this device (default: the task's own, cpu for every "
                                    "standard task). cuda runs in the task's dtype with TF32 off.")
@@ -134,18 +239,9 @@ def tasks_list(ctx: click.Context, suite: str | None, as_json: bool) -> None:
         lr = f"lr={s.optimizer.lr:g}" if s.optimizer.lr is not None else f"c={s.optimizer.c:g}"
         table.add_row(s.id, s.tier, s.model.arch, s.data.name, s.loss, f"{s.optimizer.name} {lr}", str(s.steps))
     out.print(table)
-    out.print("suites: " + ", ".join(f"{n} ({_suite_size(catalog, n)})" for n in catalog.suites), highlight=False)
+    out.print("suites: " + ", ".join(f"{n} ({len(catalog.suite(n))})" for n in catalog.suites))
     for name, err in catalog.broken.items():
-        console.print(f"[red]broken task file[/] {escape(name)}: {escape(str(err))}", highlight=False,
-                      soft_wrap=True)
-
-
-def _suite_size(catalog: Catalog, name: str) -> str:
-    """How many tasks a suite holds, or why it cannot be used (one of its task files is broken)."""
-    try:
-        return str(len(catalog.suite(name)))
-    except EosbenchError:
-        return "broken: it names a broken or unknown task"
+        console.print(f"[red]broken task file[/] {name}: {err}")
 
 
 @tasks.command("show")
@@ -161,7 +257,7 @@ def tasks_show(ctx: click.Context, task_id: str, as_json: bool) -> None:
     else:
         import yaml
 
-        out.print(yaml.safe_dump(payload, sort_keys=False), highlight=False, markup=False)
+        out.print(yaml.safe_dump(payload, sort_keys=False), highlight=False)
 
 
 # ----------------------------------------------------------------------------------------- measure
@@ -184,9 +280,10 @@ def _summary(spec: TaskSpec, trajectory, cached: bool) -> dict:
               help="Folder holding CIFAR-10 in torchvision's layout (or set EOSBENCH_DATA).")
 @click.option("--force", is_flag=True, help="Re-measure even if the store already has the trajectory.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary per task instead of a table.")
+@_THREADS_OPTION
 @click.pass_context
 def measure(ctx: click.Context, task_ids: tuple[str, ...], suite: str | None, backend: str, device: str | None,
-            data_dir: Path | None, force: bool, as_json: bool) -> None:
+            data_dir: Path | None, force: bool, as_json: bool, threads: int | None) -> None:
     """Measure ground-truth trajectories (loss, sharpness, ...) and keep them in the store.
 
     A trajectory already in the store is reused unless --force. CIFAR tasks whose data folder is
@@ -194,14 +291,19 @@ def measure(ctx: click.Context, task_ids: tuple[str, ...], suite: str | None, ba
     """
     from eosbench.measure import ensure_trajectory
 
+    from rich.progress import TimeRemainingColumn
+
     specs = _select(_catalog(ctx), task_ids, suite, device)
     store = _store(ctx)
     store.clean_partial()
+    _use_threads(threads)
     summaries, skipped = [], []
+    log = _Reporter(live=False, quiet=as_json or console.is_terminal)  # a line per task in logs and pipes
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True, disable=as_json or not console.is_terminal) as progress:
+                  TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=True,
+                  disable=as_json or not console.is_terminal) as progress:
         overall = progress.add_task("tasks", total=len(specs))
-        for spec in specs:
+        for done, spec in enumerate(specs, start=1):
             bar = progress.add_task(spec.id, total=spec.steps)
             try:
                 trajectory, cached = ensure_trajectory(
@@ -211,11 +313,15 @@ def measure(ctx: click.Context, task_ids: tuple[str, ...], suite: str | None, ba
                 if not suite:
                     raise
                 skipped.append({"task": spec.id, "reason": str(exc)})
+                log("", kind="measured", task=spec.id, status="skipped (data unavailable)", done=done,
+                    total=len(specs))
                 continue
             finally:
                 progress.remove_task(bar)
                 progress.advance(overall)
             summaries.append(_summary(spec, trajectory, cached))
+            log("", kind="measured", task=spec.id, status="cached" if cached else trajectory.outcome,
+                seconds=None if cached else trajectory.meta.get("wall_time_s"), done=done, total=len(specs))
     if as_json:
         click.echo(json.dumps({"tasks": summaries, "skipped": skipped}, indent=2))
         return
@@ -228,7 +334,7 @@ def measure(ctx: click.Context, task_ids: tuple[str, ...], suite: str | None, ba
                       f"{s['final_loss']:.4g}", "cached" if s["cached"] else f"{s['wall_time_s']:.1f}s", str(s["hvps"]))
     out.print(table)
     for s in skipped:
-        console.print(f"[yellow]skipped[/] {s['task']}: {escape(s['reason'])}", soft_wrap=True)
+        console.print(f"[yellow]skipped[/] {s['task']}: {s['reason']}", soft_wrap=True)
 
 
 # -------------------------------------------------------------------------------------------- plot
@@ -246,7 +352,7 @@ def plot(ctx: click.Context, task_id: str, output: Path, backend: str, data_dir:
     spec = _catalog(ctx).get(task_id)
     trajectory, _ = ensure_trajectory(spec, _store(ctx), backend=backend, data_dir=data_dir)
     plot_trajectory(trajectory, output)
-    console.print(f"wrote {escape(str(output))}", highlight=False)
+    console.print(f"wrote {output}")
 
 
 # -------------------------------------------------------------------------------------------- parity
@@ -288,17 +394,10 @@ def parity(ctx: click.Context, task_id: str, steps: int, data_dir: Path | None, 
 
 
 # ------------------------------------------------------------------------------------- predictors
-def _registry(plugins: tuple[str, ...] = (), warn: bool = False):
-    """The registry with ``--plugin`` files; with ``warn``, one line per plugin file that failed to load
-    (its predictors are missing; every other predictor still runs)."""
+def _registry(plugins: tuple[str, ...] = ()):
     from eosbench.registry import Registry
 
-    registry = Registry(plugins=list(plugins))
-    if warn:
-        for key, err in registry.broken.items():
-            if any(key == str(p) or key.startswith(f"{p}:") for p in registry.plugin_files):
-                console.print(f"[yellow]warning:[/] {escape(err)}", highlight=False, soft_wrap=True)
-    return registry
+    return Registry(plugins=list(plugins))
 
 
 @main.group()
@@ -323,15 +422,13 @@ def predictors_list(plugins: tuple[str, ...], as_json: bool) -> None:
     for col in ("name", "version", "tracks", "source"):
         table.add_column(col, no_wrap=True)
     table.add_column("paper", max_width=50, no_wrap=True, overflow="ellipsis")
-    for r in rows:  # escaped: manifests and plugins are text from files, which rich would read as markup
-        table.add_row(*(escape(str(v)) for v in (r["name"], r["version"], ", ".join(map(str, r.get("tracks") or [])),
-                                                   r["source"], r.get("paper", ""))))
+    for r in rows:
+        table.add_row(r["name"], r["version"], ", ".join(r.get("tracks") or []), r["source"], str(r.get("paper", "")))
     out.print(table)
     for r in registry.shadowed:
-        console.print(f"[yellow]shadowed[/] {escape(r.name)} from {r.source} ({escape(r.location)}): a built-in "
-                      "of the same name wins", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]shadowed[/] {r.name} from {r.source} ({r.location}): a built-in of the same name wins")
     for name, err in registry.broken.items():
-        console.print(f"[red]broken[/] {escape(name)}: {escape(err)}", highlight=False, soft_wrap=True)
+        console.print(f"[red]broken[/] {name}: {err}")
 
 
 @predictors.command("show")
@@ -342,15 +439,15 @@ def predictors_show(name: str, plugins: tuple[str, ...], as_json: bool) -> None:
     """Show a predictor's manifest, source and docstring (imports its code)."""
     from eosbench.registry import describe
 
-    ref = _registry(plugins, warn=True).get(name)
+    ref = _registry(plugins).get(name)
     info = describe(ref, ref.load())
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
     for key, value in info.items():
         if key != "doc":
-            out.print(f"[bold]{escape(str(key))}[/]: {escape(str(value))}", highlight=False)
-    out.print(info["doc"], highlight=False, markup=False)
+            out.print(f"[bold]{key}[/]: {value}", highlight=False)
+    out.print(info["doc"], highlight=False)
 
 
 # -------------------------------------------------------------------------------------- run/score
@@ -398,37 +495,80 @@ def _print_record(record: dict) -> None:
 def _run_or_score(ctx: click.Context, predictors: tuple[str, ...], task_ids, suite, tracks, backend, plugins,
                   data_dir, as_json, publish, results_dir, *, cached_only: bool, force: bool = False,
                   budget: float | None = None, device: str | None = None, executor: str = "local", jobs: int = 1,
-                  address: str | None = None, workers: int | None = None) -> list[dict]:
+                  address: str | None = None, workers: int | None = None, threads: int | None = None) -> None:
     from eosbench.executors import make_executor
     from eosbench.results import publish as publish_record
     from eosbench.runner import REFERENCE, RunContext, run_many
 
-    registry = _registry(plugins, warn=True)
+    registry = _registry(plugins)
     refs = [registry.get(name) for name in predictors]
     catalog = _catalog(ctx)
     suite = suite or (None if task_ids else "tiny")
     specs = _select(catalog, task_ids, suite, device)
+    _check_work(refs, specs, list(tracks))
     store = _store(ctx)
     store.clean_partial()
-    with console.status("starting", spinner="dots") as status:
-        pool = make_executor(executor, jobs=jobs, address=address, workers=workers)
+    _use_threads(threads)
+    with _Reporter(live=console.is_terminal, quiet=as_json) as reporter:
+        pool = make_executor(executor, jobs=jobs, address=address, workers=workers, threads=threads)
         try:
             run_ctx = RunContext(store=store, catalog=catalog, backend=backend,
                                  data_dir=str(data_dir) if data_dir else None, force=force, cached_only=cached_only,
-                                 budget_seconds=budget, executor=pool,
-                                 on_event=None if as_json else (lambda msg: status.update(msg)))
+                                 budget_seconds=budget, executor=pool, on_event=reporter)
             records = run_many(refs, specs, run_ctx, tracks=list(tracks) or None, suite=suite or "custom",
                                reference=registry.refs.get(REFERENCE))
         finally:
             pool.close()
     for record in records:
         if publish:
-            console.print(f"published {escape(str(publish_record(record, results_dir)))}", highlight=False)
+            console.print(f"published {publish_record(record, results_dir)}")
         if not as_json:
             _print_record(record)
+        for note in _empty_tracks(record):
+            console.print(f"[yellow]nothing scored[/] {escape(note)}", highlight=False, soft_wrap=True)
     if as_json:
         click.echo(json.dumps(records[0] if len(records) == 1 else records, indent=2, default=str))
-    return records
+
+
+def _check_work(refs, specs: list[TaskSpec], tracks: list[str]) -> None:
+    """Say why a predictor will run nothing (a track it does not declare; the phase track without a sweep
+    family among the tasks); an error when no predictor has anything to run."""
+    has_family = any(spec.family is not None for spec in specs)
+    notes, runnable = [], 0
+    for ref in refs:
+        declared = list(ref.manifest.get("tracks") or ref.load().tracks)
+        missing = [t for t in tracks if t not in declared]
+        wanted = [t for t in (tracks or declared) if t in declared]
+        if missing:
+            notes.append(f"{ref.name} does not take part in the {' or '.join(missing)} track "
+                         f"(it declares {', '.join(declared)})")
+        if "phase" in wanted and not has_family:
+            notes.append(f"the phase track of {ref.name} needs members of a sweep family, and none of the "
+                         "selected tasks is one (run a family, e.g. --suite uv-eos; eosbench tasks list shows "
+                         "the families)")
+            wanted.remove("phase")
+        runnable += bool(wanted)
+    if not runnable:
+        raise EosbenchError("Nothing to run: " + "; ".join(notes) + ".")
+    for note in notes:
+        console.print(f"[yellow]note[/] {escape(note)}", highlight=False, soft_wrap=True)
+
+
+def _empty_tracks(record: dict) -> list[str]:
+    """Why a track of a result record scored nothing, one sentence per such track."""
+    notes = []
+    name = record["predictor"]["name"]
+    for track, result in record["tracks"].items():
+        if track == "phase" and not result.get("families"):
+            notes.append(f"{name} · phase track: the predictor made no claim on any member of the selected "
+                         "families (every unit was not applicable), so no family is scored.")
+        elif track != "phase":
+            statuses = [t.get("status") for t in result.get("tasks", {}).values()]
+            if statuses and "ok" not in statuses:
+                counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
+                notes.append(f"{name} · {track} track: no task was scored ("
+                             + ", ".join(f"{n} {s}" for s, n in counts.items()) + ").")
+    return notes
 
 
 _RUN_OPTIONS = [
@@ -464,13 +604,14 @@ def _with_run_options(fn):
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
               help="local: this machine (--jobs at once); dask: every unit is a Dask task (see --address).")
 @click.option("--jobs", type=int, default=min(2, os.cpu_count() or 1), show_default=True,
-              help="Local executor: tasks predicted at once, each in its own single-threaded process.")
+              help="Local executor: tasks predicted at once, each in its own process (with 1 thread unless --threads).")
 @click.option("--address", help="Dask executor: a running scheduler, e.g. tcp://10.0.0.5:8786 "
                                 "(default: start a LocalCluster on this machine).")
 @click.option("--workers", type=int, help="Dask executor: worker processes of the LocalCluster (default: cores).")
+@_THREADS_OPTION
 @click.pass_context
 def run_cmd(ctx, predictors, suite, task_ids, tracks, backend, plugins, data_dir, as_json, publish, results_dir,
-            force, budget, device, executor, jobs, address, workers):
+            force, budget, device, executor, jobs, address, workers, threads):
     """Run PREDICTORS on a suite: measure missing ground truth, predict, score, print a table.
 
     Each task runs in its own process under the predictor's budget: a crash, a hang, NaNs or wrong steps
@@ -478,30 +619,10 @@ def run_cmd(ctx, predictors, suite, task_ids, tracks, backend, plugins, data_dir
     a killed run resumes where it stopped. With --executor dask, measuring a task and predicting a task
     are Dask tasks; results come back to this machine's store (see docs/scaling.md for clusters and GPUs).
     """
-    records = _run_or_score(ctx, predictors, task_ids, suite, tracks, backend, plugins, data_dir, as_json, publish,
-                            results_dir, cached_only=False, force=force, budget=budget, device=device,
-                            executor=executor, jobs=jobs, address=address, workers=workers)
-    _exit_if_all_failed(records)
+    _run_or_score(ctx, predictors, task_ids, suite, tracks, backend, plugins, data_dir, as_json, publish,
+                  results_dir, cached_only=False, force=force, budget=budget, device=device, executor=executor,
+                  jobs=jobs, address=address, workers=workers, threads=threads)
 
-
-def _unit_statuses(records: list[dict]) -> list[str]:
-    """The status of every (predictor, task, track) unit of the result records."""
-    statuses = []
-    for record in records:
-        for result in record.get("tracks", {}).values():
-            statuses += [t.get("status") for t in result.get("tasks", {}).values()]
-            for family in result.get("families", {}).values():
-                statuses += list(family.get("status", {}).values())
-    return statuses
-
-
-def _exit_if_all_failed(records: list[dict]) -> None:
-    """Exit 1, saying so, when units ran and every one that applies failed (a run that produced nothing)."""
-    statuses = [s for s in _unit_statuses(records) if s not in ("not-applicable", "skipped")]
-    if statuses and all(s == "failed" for s in statuses):
-        console.print(f"[bold red]error:[/] every task failed ({len(statuses)} of {len(statuses)}); see the "
-                      "errors above", highlight=False)
-        sys.exit(1)
 
 @main.command("score")
 @_with_run_options
@@ -535,14 +656,14 @@ def leaderboard_build(ctx: click.Context, results: Path, out: Path) -> None:
         raise EosbenchError(f"Building the site needs the 'site' extra ({exc.name} is not installed): "
                             "pip install -e '.[site]'.") from None
     report = build_site(results, out, store=_store(ctx))
-    console.print(f"built {report.pages} pages into {escape(str(report.out))} in {report.seconds:.1f}s "
+    console.print(f"built {report.pages} pages into {report.out} in {report.seconds:.1f}s "
                   f"(curves for {report.tasks_with_curves} of {report.tasks} tasks from the store); "
-                  f"open {escape(str(report.out / 'index.html'))}", highlight=False)
+                  f"open {report.out / 'index.html'}", highlight=False)
 
 
 @leaderboard.command("serve")
 @click.option("--site", type=click.Path(path_type=Path), default=Path("leaderboard/site"), show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
 def leaderboard_serve(site: Path, port: int) -> None:
     """Serve a built site on http://127.0.0.1:PORT."""
     from eosbench.site.serve import serve
@@ -621,15 +742,14 @@ def migrate(paths: tuple[Path, ...], check: bool) -> None:
             done = migrate_file(path, write=not check)
         except EosbenchError as exc:
             refused.append(path)
-            console.print(f"[red]refused[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            console.print(f"[red]refused[/] {exc}", highlight=False, soft_wrap=True)
             continue
         if done.changed:
             pending.append(path)
             verb = "would migrate" if check else "migrated"
-            out.print(f"{verb} {escape(str(path))}: version {done.from_version} → {RESULT_SCHEMA_VERSION}",
-                      highlight=False)
+            out.print(f"{verb} {path}: version {done.from_version} → {RESULT_SCHEMA_VERSION}", highlight=False)
         else:
-            out.print(f"up to date {escape(str(path))} (version {RESULT_SCHEMA_VERSION})", highlight=False)
+            out.print(f"up to date {path} (version {RESULT_SCHEMA_VERSION})", highlight=False)
     if refused:
         sys.exit(2)
     if check and pending:

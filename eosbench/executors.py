@@ -16,6 +16,12 @@ yields the exception object, so the run records that unit's failure and goes on.
 batch of different functions in which a call may take an earlier call's result (:class:`ResultOf`) as an
 argument: on Dask the dependent unit then starts the moment its input exists, on whichever worker, with
 no barrier between the two kinds of unit; a call whose input failed yields that input's exception.
+
+Thread counts are chosen, not inherited (:func:`choose_threads`): torch's default of one intra-op thread
+per core is a trap on a shared machine, where its threads wait on each other at every barrier (measured:
+34× slower HVPs on the digits MLP with two threads against two busy processes on two cores, against 2×
+with one thread). A unit gets the free cores divided among the units that run side by side, at least one,
+or exactly what ``--threads`` / ``EOSBENCH_THREADS`` ask for.
 """
 
 from __future__ import annotations
@@ -25,12 +31,74 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from eosbench.errors import BackendUnavailableError, unknown_name
+from eosbench.errors import BackendUnavailableError, EosbenchError, unknown_name
 
 DoneCallback = Callable[[int, Any, int, int], None]  # (call index, its result, finished so far, total)
 EXECUTORS = ("local", "dask")
+THREADS_ENV = "EOSBENCH_THREADS"
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and ``taskset`` narrow)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def busy_cores() -> float:
+    """How many cores other work keeps busy now: the larger of the 1-minute load average (slow to rise)
+    and the kernel's count of runnable threads at this instant, less this process's own (quick, noisy).
+    Both err towards "busy", which costs at most a factor of the core count in speed, while oversubscribing
+    costs far more (see the module docstring)."""
+    try:
+        fields = Path("/proc/loadavg").read_text().split()
+        running = max(0, int(fields[3].split("/")[0]) - 1)
+        return max(float(fields[0]), float(running))
+    except (OSError, IndexError, ValueError):
+        try:
+            return os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return 0.0
+
+
+def requested_threads() -> int | None:
+    """The thread count asked for with ``EOSBENCH_THREADS`` (``--threads`` sets it), or None."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise EosbenchError(f"{THREADS_ENV}={raw!r} is not a whole number of threads.") from None
+    if value < 1:
+        raise EosbenchError(f"{THREADS_ENV}={raw!r}: give at least 1 thread.")
+    return value
+
+
+def choose_threads(units: int = 1, requested: int | None = None) -> int:
+    """Torch intra-op threads for each of ``units`` units running side by side on this machine.
+
+    ``requested`` (else ``EOSBENCH_THREADS``) wins, capped at the usable cores. Otherwise the cores not
+    kept busy by other work, shared out among the units: at least 1, and 1 whenever units run side by side
+    and there are no more free cores than units.
+    """
+    requested = requested if requested is not None else requested_threads()
+    if requested is not None:
+        return max(1, min(requested, usable_cores()))
+    free = usable_cores() - int(busy_cores() + 0.5)
+    return max(1, free // max(1, units))
+
+
+def apply_threads(threads: int) -> None:
+    """Set torch's intra-op thread count for this process (a no-op when it already has it)."""
+    import torch
+
+    if threads >= 1 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
@@ -48,13 +116,15 @@ class LocalExecutor:
 
     remote = False
 
-    def __init__(self, jobs: int = 1):
+    def __init__(self, jobs: int = 1, threads: int | None = None):
         self.jobs = max(1, jobs)
+        self.threads = threads  # per unit; None: chosen from the free cores at each unit's start
 
     @property
     def threads_per_unit(self) -> int:
-        """Torch threads a prediction process may use (0: leave torch's default)."""
-        return 1 if self.jobs > 1 else 0
+        """Torch threads each unit uses: ``threads`` (or ``EOSBENCH_THREADS``), else the free cores shared
+        among the ``jobs`` units that run at once (:func:`choose_threads`); always at least 1."""
+        return choose_threads(self.jobs, self.threads)
 
     def map(self, fn: Callable, calls: Sequence[tuple], on_done: DoneCallback | None = None) -> list[Any]:
         return self.map_calls([(fn, args) for args in calls], on_done)
@@ -90,7 +160,7 @@ class LocalExecutor:
         pass
 
     def describe(self) -> dict:
-        return {"executor": "local", "jobs": self.jobs}
+        return {"executor": "local", "jobs": self.jobs, "threads_per_unit": self.threads_per_unit}
 
 
 class DaskExecutor:
@@ -162,12 +232,13 @@ def _value(result: Any) -> Any:
 
 
 def make_executor(name: str = "local", *, jobs: int = 1, address: str | None = None,
-                  workers: int | None = None) -> LocalExecutor | DaskExecutor:
-    """The executor called ``name`` (``local`` or ``dask``)."""
+                  workers: int | None = None, threads: int | None = None) -> LocalExecutor | DaskExecutor:
+    """The executor called ``name`` (``local`` or ``dask``); ``threads`` per unit on the local one (default:
+    chosen from the free cores)."""
     if name == "local":
         if address:
             raise BackendUnavailableError("--address names a Dask scheduler; use it with --executor dask.")
-        return LocalExecutor(jobs)
+        return LocalExecutor(jobs, threads)
     if name == "dask":
         return DaskExecutor(address, workers)
     raise unknown_name("executor", name, list(EXECUTORS))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +11,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from eosbench.trajectory import Trajectory  # noqa: E402
+
+
+def eigenvalue_columns(columns) -> list[str]:
+    """The columns holding further Hessian eigenvalues (``eig_2``, ``eig_3``, ...), in order; never
+    counters such as ``eig_hvps``."""
+    return sorted((c for c in columns if re.fullmatch(r"eig_\d+", str(c))), key=lambda c: int(c[4:]))
 
 
 def plot_trajectory(trajectory: Trajectory, output: str | Path) -> None:
@@ -22,7 +29,7 @@ def plot_trajectory(trajectory: Trajectory, output: str | Path) -> None:
     ax_loss.set(xlabel="step", ylabel="training loss", title="loss")
     sharp = trajectory.series("sharpness")
     ax_sharp.plot(sharp.index, sharp.values, lw=1, label="sharpness λ_max(H)")
-    for col in [c for c in frame.columns if c.startswith("eig_")]:
+    for col in eigenvalue_columns(frame.columns):
         s = trajectory.series(col)
         ax_sharp.plot(s.index, s.values, lw=0.7, alpha=0.6, label=col)
     ax_sharp.axhline(trajectory.threshold, color="k", ls="--", lw=1, label=f"threshold {trajectory.threshold:.3g}")
