@@ -6,6 +6,8 @@ only its own figures' data.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -255,14 +257,22 @@ def pareto_figure(published: list[Published], suite: str, track: str, palette: d
         buttons.append({"label": label, "method": "update",
                         "args": [{"x": [[x[n]] for n in names] + [fx], "y": [[ys[regime][n]] for n in names] + [fy]},
                                  {"yaxis.title.text": f"score, {label} (higher is better)"}]})
+    # the x range always shows the budget classes and 1×, so a lone predictor is still placed against them
+    lo, hi = math.log10(min(min(x.values()), 0.1) / 3), math.log10(max(max(x.values()), 1.0) * 3)
+    bands = [{"type": "rect", "xref": "x", "yref": "paper", "x0": 10 ** lo, "x1": limit, "y0": 0, "y1": 1,
+              "fillcolor": "#54a24b", "opacity": 0.07, "line": {"width": 0}, "layer": "below"} for limit in (0.1, 1.0)]
+    band_labels = [{"x": math.log10(limit), "y": 0, "xref": "x", "yref": "paper", "text": f"budget {label}",
+                    "showarrow": False, "xanchor": "right", "yanchor": "bottom", "font": {"color": "#1f6f43", "size": 11}}
+                   for label, limit in (("≤0.1×", 0.1), ("≤1×", 1.0))]
     layout = {**LAYOUT, "height": 520, "margin": {"l": 70, "r": 20, "t": 60, "b": 60}, "showlegend": True,
-              "xaxis": {"type": "log", "title": {"text": "cost ratio: gradient-equivalents / the GD run's "
+              "xaxis": {"type": "log", "range": [lo, hi], "title": {"text": "cost ratio: gradient-equivalents / the GD run's "
                                                          "(log scale; lower is cheaper)"}, "exponentformat": "power"},
               "yaxis": {"range": [-1.08, 1.12], "zeroline": True, "zerolinecolor": "#bcccdc",
                         "title": {"text": "score, all regimes (higher is better)"}},
-              "shapes": [{"type": "line", "xref": "x", "yref": "paper", "x0": 1, "x1": 1, "y0": 0, "y1": 1,
-                          "line": {"color": "#b42318", "width": 1.5, "dash": "dash"}}],
-              "annotations": [{"x": 0, "y": 1, "xref": "x", "yref": "paper", "text": "1× = cost of simulating the run",
+              "shapes": [*bands, {"type": "line", "xref": "x", "yref": "paper", "x0": 1, "x1": 1, "y0": 0, "y1": 1,
+                                  "line": {"color": "#b42318", "width": 1.5, "dash": "dash"}}],
+              "annotations": [*band_labels,
+                              {"x": 0, "y": 1, "xref": "x", "yref": "paper", "text": "1× = cost of simulating the run",
                                "showarrow": False, "xanchor": "left", "yanchor": "bottom", "font": {"color": "#b42318"}},
                               {"x": 1, "y": 0, "xref": "paper", "yref": "y", "text": "0 = gradient flow",
                                "showarrow": False, "xanchor": "right", "yanchor": "bottom",
