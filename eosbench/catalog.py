@@ -8,6 +8,7 @@ only the tasks and suites that use it. Sweep tasks expand into one member per le
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from eosbench.errors import SpecError, UnknownNameError, unknown_name
 from eosbench.spec import TaskSpec
 
 SUITES_FILE = "suites.yaml"
+SUITE_NAME = re.compile(r"^[a-z0-9][a-z0-9._=@+-]*$")
+"""A suite's name (it names result files ``<suite>@<version>.json``): the task-id pattern."""
 
 
 def source_tree() -> Path | None:
@@ -56,20 +59,27 @@ def format_validation_error(path: Path, error: ValidationError) -> str:
     return f"Invalid task file {path}: " + "; ".join(problems) + "."
 
 
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    """`` at line L, column C: problem`` of a YAML error."""
+    where = ""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        where = f" at line {mark.line + 1}, column {mark.column + 1}"
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{where}: {problem}"
+
+
 def load_task_file(path: str | Path) -> TaskSpec:
     """Parse and validate one task file, raising :class:`SpecError` with a precise message."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SpecError(f"Task file {path} does not exist.") from None
     except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"Malformed YAML in task file {path}{where}: {problem}.") from None
+        raise SpecError(f"Malformed YAML in task file {path}{_yaml_where(exc)}.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"Task file {path} cannot be read: {exc}.") from None
     if not isinstance(raw, dict):
         raise SpecError(f"Task file {path} must hold a mapping of fields (id, tier, data, model, ...), "
                         f"found {type(raw).__name__}.")
@@ -98,12 +108,17 @@ class Catalog:
                 continue
             try:
                 spec = load_task_file(path)
+                if spec.id in tasks or spec.id in families:
+                    raise SpecError(f"Task file {path}: task id {spec.id!r} is defined twice (this file is "
+                                    "ignored; rename the id).")
+                members = spec.expand()
             except SpecError as exc:
                 broken[path.stem] = exc
                 continue
-            if spec.id in tasks or spec.id in families:
-                raise SpecError(f"Task id {spec.id!r} is defined twice (second time in {path}).")
-            members = spec.expand()
+            except Exception as exc:  # noqa: BLE001 - e.g. a sweep whose members do not validate
+                broken[path.stem] = SpecError(f"Invalid task file {path}: {type(exc).__name__}: "
+                                              f"{' '.join(str(exc).split())}")
+                continue
             if spec.sweep is not None:
                 families[spec.id] = [m.id for m in members]
             for member in members:
@@ -143,9 +158,23 @@ class Catalog:
         path = self.directory / SUITES_FILE
         if not path.exists():
             return {}
-        raw = yaml.safe_load(path.read_text()) or {}
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise SpecError(f"Malformed YAML in suites file {path}{_yaml_where(exc)}. It must map each suite "
+                            "name to a list of task or family ids.") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(f"Suites file {path} cannot be read: {exc}.") from None
         if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
-            raise SpecError(f"{path} must map each suite name to a list of task or family ids.")
+            raise SpecError(f"Invalid suites file {path}: it must map each suite name to a list of task or "
+                            "family ids.")
+        bad = [str(k) for k in raw if not SUITE_NAME.match(str(k))]
+        if bad:
+            raise SpecError(f"Invalid suites file {path}: suite name(s) {bad} are not allowed (lower-case "
+                            "letters, digits and . _ = @ + -; they name result files).")
+        nested = [str(k) for k, v in raw.items() if not all(isinstance(x, (str, int, float)) for x in v)]
+        if nested:
+            raise SpecError(f"Invalid suites file {path}: suite(s) {nested} must list task or family ids.")
         return {str(k): [str(x) for x in v] for k, v in raw.items()}
 
     def suite_names(self) -> list[str]:

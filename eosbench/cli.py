@@ -27,7 +27,9 @@ out = Console(width=None if sys.stdout.isatty() else 160)  # tables stay readabl
 
 
 class _Group(click.Group):
-    """Turns :class:`EosbenchError` into a one-paragraph message and exit code 2."""
+    """Turns :class:`EosbenchError` into a one-paragraph message and exit code 2, and any other failure
+    (a fault: a disk, a process, a bug) into one line and exit code 1; ``EOSBENCH_DEBUG=1`` shows the
+    traceback instead."""
 
     def invoke(self, ctx):
         try:
@@ -36,6 +38,20 @@ class _Group(click.Group):
             # escaped: messages hold brackets (pip install 'eosbench[jax]') that rich would read as markup
             console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(2)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            console.print("[bold red]interrupted[/]: finished units are kept in the store; rerun to resume",
+                          highlight=False)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 - a fault, reported in one line rather than a traceback
+            if os.environ.get("EOSBENCH_DEBUG"):
+                raise
+            text = " ".join(str(exc).split()) or "(no message)"
+            console.print(f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(text)} (an unexpected "
+                          "failure; finished work is kept in the store. EOSBENCH_DEBUG=1 shows the traceback)",
+                          highlight=False, soft_wrap=True)
+            sys.exit(1)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -239,9 +255,18 @@ def tasks_list(ctx: click.Context, suite: str | None, as_json: bool) -> None:
         lr = f"lr={s.optimizer.lr:g}" if s.optimizer.lr is not None else f"c={s.optimizer.c:g}"
         table.add_row(s.id, s.tier, s.model.arch, s.data.name, s.loss, f"{s.optimizer.name} {lr}", str(s.steps))
     out.print(table)
-    out.print("suites: " + ", ".join(f"{n} ({len(catalog.suite(n))})" for n in catalog.suites))
+    out.print("suites: " + ", ".join(f"{n} ({_suite_size(catalog, n)})" for n in catalog.suites), highlight=False)
     for name, err in catalog.broken.items():
-        console.print(f"[red]broken task file[/] {name}: {err}")
+        console.print(f"[red]broken task file[/] {escape(name)}: {escape(str(err))}", highlight=False,
+                      soft_wrap=True)
+
+
+def _suite_size(catalog: Catalog, name: str) -> str:
+    """How many tasks a suite holds, or why it cannot be used (one of its task files is broken)."""
+    try:
+        return str(len(catalog.suite(name)))
+    except EosbenchError:
+        return "broken: it names a broken or unknown task"
 
 
 @tasks.command("show")
@@ -257,7 +282,7 @@ def tasks_show(ctx: click.Context, task_id: str, as_json: bool) -> None:
     else:
         import yaml
 
-        out.print(yaml.safe_dump(payload, sort_keys=False), highlight=False)
+        out.print(yaml.safe_dump(payload, sort_keys=False), highlight=False, markup=False)
 
 
 # ----------------------------------------------------------------------------------------- measure
@@ -334,7 +359,7 @@ def measure(ctx: click.Context, task_ids: tuple[str, ...], suite: str | None, ba
                       f"{s['final_loss']:.4g}", "cached" if s["cached"] else f"{s['wall_time_s']:.1f}s", str(s["hvps"]))
     out.print(table)
     for s in skipped:
-        console.print(f"[yellow]skipped[/] {s['task']}: {s['reason']}", soft_wrap=True)
+        console.print(f"[yellow]skipped[/] {s['task']}: {escape(s['reason'])}", soft_wrap=True)
 
 
 # -------------------------------------------------------------------------------------------- plot
@@ -352,7 +377,7 @@ def plot(ctx: click.Context, task_id: str, output: Path, backend: str, data_dir:
     spec = _catalog(ctx).get(task_id)
     trajectory, _ = ensure_trajectory(spec, _store(ctx), backend=backend, data_dir=data_dir)
     plot_trajectory(trajectory, output)
-    console.print(f"wrote {output}")
+    console.print(f"wrote {escape(str(output))}", highlight=False)
 
 
 # -------------------------------------------------------------------------------------------- parity
@@ -394,10 +419,17 @@ def parity(ctx: click.Context, task_id: str, steps: int, data_dir: Path | None, 
 
 
 # ------------------------------------------------------------------------------------- predictors
-def _registry(plugins: tuple[str, ...] = ()):
+def _registry(plugins: tuple[str, ...] = (), warn: bool = False):
+    """The registry with ``--plugin`` files; with ``warn``, one line per plugin file that failed to load
+    (its predictors are missing; every other predictor still runs)."""
     from eosbench.registry import Registry
 
-    return Registry(plugins=list(plugins))
+    registry = Registry(plugins=list(plugins))
+    if warn:
+        for key, err in registry.broken.items():
+            if any(key == str(p) or key.startswith(f"{p}:") for p in registry.plugin_files):
+                console.print(f"[yellow]warning:[/] {escape(err)}", highlight=False, soft_wrap=True)
+    return registry
 
 
 @main.group()
@@ -422,13 +454,15 @@ def predictors_list(plugins: tuple[str, ...], as_json: bool) -> None:
     for col in ("name", "version", "tracks", "source"):
         table.add_column(col, no_wrap=True)
     table.add_column("paper", max_width=50, no_wrap=True, overflow="ellipsis")
-    for r in rows:
-        table.add_row(r["name"], r["version"], ", ".join(r.get("tracks") or []), r["source"], str(r.get("paper", "")))
+    for r in rows:  # escaped: manifests and plugins are text from files, which rich would read as markup
+        table.add_row(*(escape(str(v)) for v in (r["name"], r["version"], ", ".join(map(str, r.get("tracks") or [])),
+                                                   r["source"], r.get("paper", ""))))
     out.print(table)
     for r in registry.shadowed:
-        console.print(f"[yellow]shadowed[/] {r.name} from {r.source} ({r.location}): a built-in of the same name wins")
+        console.print(f"[yellow]shadowed[/] {escape(r.name)} from {r.source} ({escape(r.location)}): a built-in "
+                      "of the same name wins", highlight=False, soft_wrap=True)
     for name, err in registry.broken.items():
-        console.print(f"[red]broken[/] {name}: {err}")
+        console.print(f"[red]broken[/] {escape(name)}: {escape(err)}", highlight=False, soft_wrap=True)
 
 
 @predictors.command("show")
@@ -439,15 +473,15 @@ def predictors_show(name: str, plugins: tuple[str, ...], as_json: bool) -> None:
     """Show a predictor's manifest, source and docstring (imports its code)."""
     from eosbench.registry import describe
 
-    ref = _registry(plugins).get(name)
+    ref = _registry(plugins, warn=True).get(name)
     info = describe(ref, ref.load())
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
     for key, value in info.items():
         if key != "doc":
-            out.print(f"[bold]{key}[/]: {value}", highlight=False)
-    out.print(info["doc"], highlight=False)
+            out.print(f"[bold]{escape(str(key))}[/]: {escape(str(value))}", highlight=False)
+    out.print(info["doc"], highlight=False, markup=False)
 
 
 # -------------------------------------------------------------------------------------- run/score
@@ -495,12 +529,12 @@ def _print_record(record: dict) -> None:
 def _run_or_score(ctx: click.Context, predictors: tuple[str, ...], task_ids, suite, tracks, backend, plugins,
                   data_dir, as_json, publish, results_dir, *, cached_only: bool, force: bool = False,
                   budget: float | None = None, device: str | None = None, executor: str = "local", jobs: int = 1,
-                  address: str | None = None, workers: int | None = None, threads: int | None = None) -> None:
+                  address: str | None = None, workers: int | None = None, threads: int | None = None) -> list[dict]:
     from eosbench.executors import make_executor
     from eosbench.results import publish as publish_record
     from eosbench.runner import REFERENCE, RunContext, run_many
 
-    registry = _registry(plugins)
+    registry = _registry(plugins, warn=True)
     refs = [registry.get(name) for name in predictors]
     catalog = _catalog(ctx)
     suite = suite or (None if task_ids else "tiny")
@@ -521,13 +555,14 @@ def _run_or_score(ctx: click.Context, predictors: tuple[str, ...], task_ids, sui
             pool.close()
     for record in records:
         if publish:
-            console.print(f"published {publish_record(record, results_dir)}")
+            console.print(f"published {escape(str(publish_record(record, results_dir)))}", highlight=False)
         if not as_json:
             _print_record(record)
         for note in _empty_tracks(record):
             console.print(f"[yellow]nothing scored[/] {escape(note)}", highlight=False, soft_wrap=True)
     if as_json:
         click.echo(json.dumps(records[0] if len(records) == 1 else records, indent=2, default=str))
+    return records
 
 
 def _check_work(refs, specs: list[TaskSpec], tracks: list[str]) -> None:
@@ -619,10 +654,30 @@ def run_cmd(ctx, predictors, suite, task_ids, tracks, backend, plugins, data_dir
     a killed run resumes where it stopped. With --executor dask, measuring a task and predicting a task
     are Dask tasks; results come back to this machine's store (see docs/scaling.md for clusters and GPUs).
     """
-    _run_or_score(ctx, predictors, task_ids, suite, tracks, backend, plugins, data_dir, as_json, publish,
-                  results_dir, cached_only=False, force=force, budget=budget, device=device, executor=executor,
-                  jobs=jobs, address=address, workers=workers, threads=threads)
+    records = _run_or_score(ctx, predictors, task_ids, suite, tracks, backend, plugins, data_dir, as_json, publish,
+                            results_dir, cached_only=False, force=force, budget=budget, device=device,
+                            executor=executor, jobs=jobs, address=address, workers=workers, threads=threads)
+    _exit_if_all_failed(records)
 
+
+def _unit_statuses(records: list[dict]) -> list[str]:
+    """The status of every (predictor, task, track) unit of the result records."""
+    statuses = []
+    for record in records:
+        for result in record.get("tracks", {}).values():
+            statuses += [t.get("status") for t in result.get("tasks", {}).values()]
+            for family in result.get("families", {}).values():
+                statuses += list(family.get("status", {}).values())
+    return statuses
+
+
+def _exit_if_all_failed(records: list[dict]) -> None:
+    """Exit 1, saying so, when units ran and every one that applies failed (a run that produced nothing)."""
+    statuses = [s for s in _unit_statuses(records) if s not in ("not-applicable", "skipped")]
+    if statuses and all(s == "failed" for s in statuses):
+        console.print(f"[bold red]error:[/] every task failed ({len(statuses)} of {len(statuses)}); see the "
+                      "errors above", highlight=False)
+        sys.exit(1)
 
 @main.command("score")
 @_with_run_options
@@ -656,14 +711,14 @@ def leaderboard_build(ctx: click.Context, results: Path, out: Path) -> None:
         raise EosbenchError(f"Building the site needs the 'site' extra ({exc.name} is not installed): "
                             "pip install -e '.[site]'.") from None
     report = build_site(results, out, store=_store(ctx))
-    console.print(f"built {report.pages} pages into {report.out} in {report.seconds:.1f}s "
+    console.print(f"built {report.pages} pages into {escape(str(report.out))} in {report.seconds:.1f}s "
                   f"(curves for {report.tasks_with_curves} of {report.tasks} tasks from the store); "
-                  f"open {report.out / 'index.html'}", highlight=False)
+                  f"open {escape(str(report.out / 'index.html'))}", highlight=False)
 
 
 @leaderboard.command("serve")
 @click.option("--site", type=click.Path(path_type=Path), default=Path("leaderboard/site"), show_default=True)
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 def leaderboard_serve(site: Path, port: int) -> None:
     """Serve a built site on http://127.0.0.1:PORT."""
     from eosbench.site.serve import serve
@@ -742,14 +797,15 @@ def migrate(paths: tuple[Path, ...], check: bool) -> None:
             done = migrate_file(path, write=not check)
         except EosbenchError as exc:
             refused.append(path)
-            console.print(f"[red]refused[/] {exc}", highlight=False, soft_wrap=True)
+            console.print(f"[red]refused[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             continue
         if done.changed:
             pending.append(path)
             verb = "would migrate" if check else "migrated"
-            out.print(f"{verb} {path}: version {done.from_version} → {RESULT_SCHEMA_VERSION}", highlight=False)
+            out.print(f"{verb} {escape(str(path))}: version {done.from_version} → {RESULT_SCHEMA_VERSION}",
+                      highlight=False)
         else:
-            out.print(f"up to date {path} (version {RESULT_SCHEMA_VERSION})", highlight=False)
+            out.print(f"up to date {escape(str(path))} (version {RESULT_SCHEMA_VERSION})", highlight=False)
     if refused:
         sys.exit(2)
     if check and pending:

@@ -13,6 +13,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import re
 import sys
 import types
 from dataclasses import dataclass, field
@@ -29,6 +30,20 @@ from eosbench.spec import PredictorManifest
 MANIFEST = "predictor.yaml"
 ENTRY_POINT_GROUP = "eosbench.predictors"
 SOURCES = ("builtin", "submission", "entry-point", "plugin")
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+"""A predictor's name (the manifest's pattern): it becomes a folder of the store and of the results."""
+VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_-]*$")
+"""A predictor's version, from any source: no path separators, not ``.`` or ``..``."""
+
+
+def check_name_and_version(name: object, version: object, where: str) -> None:
+    """Raise :class:`PluginError` unless ``name`` and ``version`` are safe as path components."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or len(name) > 100:
+        raise PluginError(f"Predictor name {name!r} ({where}) is not allowed: use lower-case letters, digits "
+                          "and dashes (it names folders of the store and of the results).")
+    if not isinstance(version, str) or not VERSION_PATTERN.match(version) or len(version) > 100:
+        raise PluginError(f"Predictor version {version!r} of {name!r} ({where}) is not allowed: use letters, "
+                          "digits, '.', '+', '_' and '-' (e.g. 1.0.0).")
 
 
 class PluginError(EosbenchError):
@@ -61,7 +76,7 @@ class PredictorRef:
                 cls = _classes_in_file(Path(self.location))[self.name]
         except PluginError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any import-time failure of third-party code is reported
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - any import-time failure of third-party code
             raise PluginError(f"Predictor {self.name!r} ({self.source}: {self.location}) failed to load: "
                               f"{type(exc).__name__}: {exc}") from exc
         if not (inspect.isclass(cls) and issubclass(cls, Predictor)):
@@ -105,15 +120,29 @@ def _classes_in_file(path: Path) -> dict[str, type[Predictor]]:
         sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception:
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever the plugin's import raises
             del sys.modules[module_name]
-            raise
-    found = {obj.name: obj for obj in vars(module).values()
+            where = next((f" (line {frame.lineno})" for frame in reversed(_frames(exc))
+                          if Path(frame.filename).resolve() == path.resolve()), "")
+            raise PluginError(f"Plugin file {path} failed to import{where}: {type(exc).__name__}: "
+                              f"{_first_line(exc)}") from None
+    found = {getattr(obj, "name", obj.__name__): obj for obj in vars(module).values()
              if inspect.isclass(obj) and issubclass(obj, Predictor) and obj.__module__ == module_name
              and not inspect.isabstract(obj)}
     if not found:
         raise PluginError(f"Plugin file {path} defines no subclass of eosbench.predictor.Predictor.")
     return found
+
+
+def _frames(exc: BaseException) -> list:
+    import traceback
+
+    return list(traceback.extract_tb(exc.__traceback__))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
 
 
 def read_manifest(folder: Path) -> PredictorManifest:
@@ -164,6 +193,11 @@ class Registry:
         self._discover()
 
     def _add(self, ref: PredictorRef, seen_in_source: dict[str, set[str]]) -> None:
+        try:
+            check_name_and_version(ref.name, ref.manifest.get("version"), f"{ref.source}: {ref.location}")
+        except PluginError as exc:
+            self.broken[f"{ref.location}:{ref.name}" if ref.source == "plugin" else str(ref.name)] = str(exc)
+            return
         names = seen_in_source.setdefault(ref.source, set())
         if ref.name in names:
             raise PluginError(f"Two {ref.source} predictors are named {ref.name!r} "
@@ -192,9 +226,14 @@ class Registry:
             self._add(PredictorRef(ep.name, "entry-point", f"{dist}", ep.value,
                                    {"name": ep.name, "version": ep.dist.version if ep.dist else "unknown"}), seen)
         for path in self.plugin_files:
-            for name, cls in _classes_in_file(path).items():
+            try:  # a plugin file that fails to import breaks only its own predictors
+                classes = _classes_in_file(path)
+            except PluginError as exc:
+                self.broken[str(path)] = str(exc)
+                continue
+            for name, cls in classes.items():
                 self._add(PredictorRef(name, "plugin", str(path), f"{path.stem}:{cls.__name__}",
-                                       {"name": name, "version": getattr(cls, "version", "unknown")}), seen)
+                                       {"name": name, "version": str(getattr(cls, "version", "unknown"))}), seen)
 
     def names(self) -> list[str]:
         return sorted(self.refs)
@@ -203,8 +242,14 @@ class Registry:
         if name in self.refs:
             return self.refs[name]
         if name in self.broken:
-            raise PluginError(f"Predictor folder {name!r} has an invalid manifest: {self.broken[name]}")
-        raise unknown_name("predictor", name, self.names())
+            raise PluginError(self.broken[name] if self.broken[name].startswith("Predictor ")
+                              else f"Predictor folder {name!r} has an invalid manifest: {self.broken[name]}")
+        error = unknown_name("predictor", name, self.names())
+        files = [err for key, err in self.broken.items()
+                 if any(key == str(p) or key.startswith(f"{p}:") for p in self.plugin_files)]
+        if files:  # the predictor may live in a plugin file that did not import
+            error = type(error)(f"{error} {' '.join(files)}")
+        raise error
 
 
 def describe(ref: PredictorRef, cls: type[Predictor] | None = None) -> dict:
