@@ -482,6 +482,24 @@ def test_a_failed_build_leaves_the_previous_site_untouched(site, tmp_path, monke
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "site"]
 
 
+def test_a_killed_build_is_recovered_by_the_next(site, tmp_path):
+    results = _results_copy(site, tmp_path)
+    out = tmp_path / "site"
+    build_site(results, out, store=Store(tmp_path / "empty"))
+    before = _snapshot(out)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    # killed between the two renames of the swap: the old site is aside, nothing at out; another left a half build
+    out.rename(tmp_path / f".site.old-{dead.pid}")
+    (tmp_path / f".site.tmp-{dead.pid}").mkdir()
+    (tmp_path / f".site.tmp-{dead.pid}" / ".eosbench-site").write_text("")
+    _edit(results / "gd-replay" / f"tiny@{RELEASE}.json", lambda r: r.update(kind="other"))
+    with pytest.raises(SpecError, match="gd-replay"):
+        build_site(results, out, store=Store(tmp_path / "empty"))
+    assert _snapshot(out) == before  # the previous site is back in place, even though this build failed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "site"]
+
+
 def test_build_never_deletes_a_folder_it_did_not_make(site, tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")

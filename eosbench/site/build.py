@@ -2,10 +2,19 @@
 
 Every page embeds its own data (``<script type="application/json">``, escaped by Jinja's ``tojson``), so
 the site works from ``file://`` and offline; the home page loads no plotting library at all.
+
+Reading order (HELM's and MTEB's): the home page asks the question and answers it — per regime and budget class,
+the theories ranked by regime score, with the GD-replay ceiling beside them — then the definitions, then the
+details (regime evidence pages, predictor and task pages, accuracy vs cost, horizons, the full table).
+
+The build is atomic: the site is written into a temporary sibling folder and renamed into place when complete
+(:func:`_swap`), so a failed build leaves the previous site untouched, and a killed one is cleaned up (or its
+previous site put back) by the next build (:func:`_recover`).
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import time
@@ -63,10 +72,35 @@ def _check_replaceable(out: Path) -> None:
 
 
 def _prepare(out: Path) -> None:
-    """Lay out a fresh (temporary) site folder."""
-    for folder in ("assets", "tasks", "predictors", "regimes"):
-        (out / folder).mkdir(parents=True)
+    """Lay out a fresh (temporary) site folder, marked first so a killed build's leftovers are recognized."""
+    out.mkdir()
     (out / MARKER).write_text("built by eosbench leaderboard build; deleted and rebuilt on every build\n")
+    for folder in ("assets", "tasks", "predictors", "regimes"):
+        (out / folder).mkdir()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _recover(out: Path) -> None:
+    """Clean up after builds that were killed: their temporary sites are removed, and a previous site left
+    aside by a kill between the two renames of :func:`_swap` is put back (or removed, if ``out`` exists)."""
+    for kind in ("tmp", "old"):
+        for path in sorted(out.parent.glob(f".{glob.escape(out.name)}.{kind}-*")):
+            pid = path.name.rpartition("-")[2]
+            if not pid.isdigit() or _pid_alive(int(pid)) or not (path / MARKER).exists():
+                continue
+            if kind == "old" and not out.exists():
+                path.rename(out)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def _swap(new: Path, out: Path) -> None:
@@ -159,6 +193,8 @@ def build_site(results: Path, out: Path, store: Store | None = None, registry: R
     """
     started = time.perf_counter()
     out = Path(out)
+    if out.parent.exists():
+        _recover(out)
     _check_replaceable(out)
     published = load_published(results)
     out.parent.mkdir(parents=True, exist_ok=True)
