@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 import eosbench
+from eosbench.cost import measure_cost_ratios
 from eosbench.losses import accuracy
 from eosbench.optimizers import make_optimizer
 from eosbench.oracle import Oracle, build_oracle
@@ -59,6 +60,9 @@ def measure(spec: TaskSpec, *, backend: str = "torch", data_dir: str | Path | No
     plan = spec.measure
     theta = oracle.theta0()
     theta_init = theta
+    timing = time.perf_counter()
+    cost_ratios = measure_cost_ratios(oracle, theta)  # leaves the counters as they were
+    started += time.perf_counter() - timing  # and is not part of the run's wall time
     lr, lr_info = resolve_lr(spec, oracle, theta)
     opt = make_optimizer(spec.optimizer, lr, oracle.data.n)
     checkpoint_steps = set(spec.checkpoint_steps())
@@ -127,19 +131,21 @@ def measure(spec: TaskSpec, *, backend: str = "torch", data_dir: str | Path | No
             on_step(t + 1, spec.steps)
 
     frame = pd.DataFrame(rows).set_index("step").sort_index()
-    meta = _meta(spec, oracle, lr, lr_info, opt.threshold, outcome, frame, started, eig_failures)
+    meta = _meta(spec, oracle, lr, lr_info, opt.threshold, outcome, frame, started, eig_failures, cost_ratios)
     return Trajectory(frame, meta, checkpoints)
 
 
 def _meta(spec: TaskSpec, oracle: Oracle, lr: float, lr_info: dict, threshold: float, outcome: str,
-          frame: pd.DataFrame, started: float, eig_failures: int) -> dict:
+          frame: pd.DataFrame, started: float, eig_failures: int, cost_ratios: dict[str, float]) -> dict:
+    """The run's metadata; ``cost_ratios`` (loss, HVP and d3 in gradients at θ0, see :mod:`eosbench.cost`)
+    prices the counters of predictions made on this run."""
     return {
         "task_id": spec.id, "task_version": spec.version, "spec_hash": spec_hash(spec, oracle.backend),
         "spec": spec.model_dump(mode="json"), "backend": oracle.backend, "device": str(oracle.device),
         "dtype": spec.dtype, "lr": lr, **lr_info, "threshold": threshold, "outcome": outcome,
         "last_step": int(frame.index.max()), "num_params": oracle.num_params,
         "model": oracle.model.describe(), "data": oracle.data.info, "data_hash": oracle.data.hash(),
-        "counters": oracle.counters.snapshot(), "eig_unconverged": eig_failures,
+        "counters": oracle.counters.snapshot(), "cost_ratios": cost_ratios, "eig_unconverged": eig_failures,
         "wall_time_s": time.perf_counter() - started,
         "versions": _versions(oracle.backend),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
