@@ -1,7 +1,7 @@
 """The UV model's exact function-space map (Kalra, He, Barkeshli 2023, arXiv 2311.02076), shared by the
 ``uv-fixed-point`` and ``phase-rules`` baselines.
 
-Model (THEORY.md §6): f = uᵀv/√w on one example with target y, loss L = ½Δf², Δf = f − y, and the NTK
+Model (docs/theory.md §6): f = uᵀv/√w on one example with target y, loss L = ½Δf², Δf = f − y, and the NTK
 eigenvalue λ = (‖u‖² + ‖v‖²)/w. One GD step θ ← θ − η∇L closes on (f, λ) [D: derived below, and checked
 against GD on (u, v) in tests/test_theory_rules.py]:
 
@@ -25,7 +25,7 @@ GD can settle only for η ≤ η_c = √w/|y|. Inverting at given (Δf, S): λ =
 Orbit classes (:func:`classify_orbit`): after a transient the attractor is a fixed point, a cycle of
 period 2^k, chaos (positive Lyapunov exponent of the map), or the iterates diverge. With w = 100, y = 1
 (η_c = 10), from a small initialisation: period 2 for η ∈ (10, ≈12.3), period 4 at 12.5, period 16 at
-13, chaos from ≈13.5, divergence at 20 (THEORY.md §6 simulation, re-checked by the tests).
+13, chaos from ≈13.5, divergence at 20 (docs/theory.md §6 simulation, re-checked by the tests).
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def classify_orbit(f0: float, lam0: float, lr: float, width: float, target: floa
 
 
 C_LOSS, C_MAX = 2.0, 4.0
-"""Critical c = η·λ0 of the wide UV model near Δf·f ≈ 0 (Lewkowycz et al. 2020; THEORY.md §7) [D]: the
+"""Critical c = η·λ0 of the wide UV model near Δf·f ≈ 0 (Lewkowycz et al. 2020; docs/theory.md §7) [D]: the
 map gives Δf' ≈ (1 − ηλ)Δf, so the loss grows once c > 2, and λ' − λ = (ηΔf²/w)(ηλ − 4) (y = 0), so the
 curvature falls (catapult) for c < 4 and grows without bound (divergence) above."""
 

@@ -60,7 +60,7 @@ def test_sdcp_is_zero_when_a0_is_psd_and_fails_loudly_without_third_derivatives(
 def test_one_critical_eigenvalue_gives_the_closed_form():
     """k = 1: the linearised SDCP is x ⪰ 0, a0 + b·x ≥ 0, x(a0 + b·x) = 0 with, for G = ∇S = ∇³L[u, u],
     a0 = 2/η − λ + dt·η G·∇L and b = dt(η/2)‖G‖², so x = max(0, (λ − 2/η − dt·η G·∇L)/(dt(η/2)‖G‖²)).
-    At λ = 2/η it is σ² = 2⟨−∇L, ∇S⟩/‖∇S‖² of THEORY.md §5, whatever dt. Checked through the flow's own
+    At λ = 2/η it is σ² = 2⟨−∇L, ∇S⟩/‖∇S‖² of docs/theory.md §5, whatever dt. Checked through the flow's own
     assembly of A0 and B (CentralFlow._field), and the velocity then has ∇S·θ̇ = 0 at λ = 2/η."""
     oracle = build_oracle(task({"arch": "quadratic", "spectrum": [1.0] * 30}, loss="value"))
     rng = np.random.default_rng(1)

@@ -20,7 +20,7 @@ reduced_map = importlib.import_module(SS.__module__).reduced_map
 
 
 def test_reduced_map_time_average_is_two_alpha_over_beta():
-    """THEORY.md §4's synthetic setting, mild regime ηα = 1e-3, ηβ = 1e-2 (η = 0.1): after the blow-up and
+    """docs/theory.md §4's synthetic setting, mild regime ηα = 1e-3, ηβ = 1e-2 (η = 0.1): after the blow-up and
     self-stabilization, the time average of x² is 2α/β = 0.2 and that of ηy about 0. (The map is only
     marginally stable: over 10⁵ steps its oscillation drifts, so the average is taken over 2·10⁴.)"""
     lr, alpha, beta = 0.1, 1e-2, 1e-1

@@ -65,7 +65,7 @@ PERIODS = {10.5: "period-2", 11.0: "period-2", 12.0: "period-2", 12.5: "period-4
 
 
 def test_period_doubling_route_on_the_uv_eos_initialisation():
-    """THEORY.md §6: w = 100, y = 1, η_c = 10, small init: period 2 in (10, ≈12.3), 4 at 12.5, 16 at 13,
+    """docs/theory.md §6: w = 100, y = 1, η_c = 10, small init: period 2 in (10, ≈12.3), 4 at 12.5, 16 at 13,
     chaos from 13.5, divergence at 20."""
     theta = build_oracle(CATALOG.get("uv-eos@lr=11")).to_numpy(build_oracle(CATALOG.get("uv-eos@lr=11")).theta0())
     f0, lam0 = theta[:100] @ theta[100:] / 10, theta @ theta / 100

@@ -7,22 +7,13 @@ from eosbench.spec import TaskSpec
 
 
 class BreakEven(Predictor):
-    """Ordinal prediction of the maximal sharpness along an SGD run from η and the batch size B.
+    """Ordinal prediction of the maximal sharpness along an SGD run from η and the batch size B
+    (Jastrzębski et al., ICLR 2020; docs/theory.md §8).
 
-    Jastrzębski et al. (2020; THEORY.md §8): early in training SGD reaches a "break-even" point where it
-    becomes unstable along the sharpest direction, at about 2/η in the full-batch limit and earlier for
-    smaller B; past it the curvature no longer grows, so the largest λ₁(H) reached along the run falls as
-    η grows or B shrinks [V, abstract: large early η reduces the curvature; the monotone conjectures are
-    M, read from the paper's summary]. The theory orders runs; it gives no law for how λ₁ depends on B.
-
-    The prediction ``max_sharpness`` = (2/η)·(B/N) (N the training-set size) is 2/η at full batch and
-    decreases in η/B; only its ranks are scored, by Spearman's ρ against the measured maximal sharpness
-    over each sweep and over the whole learning-rate × batch-size grid.
-
-    Measured on the ``break-even`` family of ``small`` (600 steps, N = 1000): at every η the maximal
-    sharpness grows with B (32 < 128 < 500) as predicted, but at fixed B it grows with η up to 0.2 and
-    falls only at 0.4 — the slower runs have not finished progressive sharpening within 600 steps, which
-    the theory does not model — so ρ = −0.70, −0.90, −0.90 per batch size and −0.38 pooled.
+    SGD turns unstable along the sharpest direction at a "break-even" point, about 2/η at full batch and
+    earlier for smaller B, so the largest λ₁(H) along the run falls as η grows or B shrinks. The theory
+    orders runs without a law for the size of the effect, so ``max_sharpness`` = (2/η)·(B/N) (N examples)
+    is scored by its ranks only (Spearman's ρ per sweep and pooled over the grid). Measured: docs/theory.md §8.
     """
 
     name = "break-even"

@@ -95,10 +95,9 @@ class CriticalBlock:
 
 @dataclass
 class SecondMoment:
-    """RMSProp's ν along its central flow (the paper's Part III, THEORY.md §5): GD's step is −ηP⁻¹∇L with
-    P = diag(√ν + ε), and dν/dt = ((1 − β₂)/β₂)[∇L^⊙2 + E(Hδ)^⊙2 − ν], E(Hδ)^⊙2 = (4/η²)P^⊙2 ⊙ diag Σ
-    (Hu = (2/η)Pu on the critical space; the paper's 4ν/η² at ε = 0). The factor 1/β₂ is the paper's:
-    ν_t = β₂ν_{t−1} + (1 − β₂)g_t² read as a backward difference, ν_t − ν_{t−1} = ((1 − β₂)/β₂)(g_t² − ν_t)."""
+    """RMSProp's ν along its central flow (docs/theory.md §5): GD's step is −ηP⁻¹∇L with P = diag(√ν + ε),
+    and dν/dt = ((1 − β₂)/β₂)[∇L^⊙2 + (4/η²)P^⊙2 ⊙ diag Σ − ν] (the 1/β₂ reads the running average as a
+    backward difference)."""
 
     nu: Any
     eps: float
@@ -120,74 +119,25 @@ class SecondMoment:
 
 
 class CentralFlow(Predictor):
-    """The central flow of gradient descent, Cohen, Damian, Talwalkar, Kolter & Lee (2025, arXiv 2410.24206;
-    the equations as THEORY.md §5 restates them from the paper's site and code), t in steps:
+    """The central flow of gradient descent (Cohen, Damian, Talwalkar, Kolter & Lee, ICLR 2025,
+    arXiv 2410.24206; docs/theory.md §5), t in steps:
 
         dθ/dt = −η[∇L + ½ Σ_ij X_ij ∇³L[u_i, u_j]],   Σ = U X Uᵀ,
 
-    U the Hessian eigenvectors with η·λ ≥ 1.95 (the near-critical set) and X ⪰ 0 (k×k) the solution of
-    the SDCP X ⪰ 0, A(X) ⪰ 0, ⟨X, A(X)⟩ = 0 with A(X) = (2/η)I − [UᵀHU + dt·(∇³L[u_i, u_j]·θ̇(X))]_ij,
-    the predicted critical block of the Hessian after one Euler substep dt. Writing G_ij = ∇³L[u_i, u_j],
-    A(X) = A0 + B[X] with A0 = (2/η)I − Λ + dt·η[G_ij·∇L] and B[X]_ij = dt(η/2) Σ_kl (G_ij·G_kl) X_kl,
-    which is PSD; the SDCP is solved as min_{X⪰0} ½⟨X, B[X]⟩ + ⟨A0, X⟩ (:mod:`eosbench.sdcp`).
+    U the Hessian eigenvectors with η·λ ≥ 1.95 and X ⪰ 0 the solution of the complementarity problem
+    X ⪰ 0, A(X) ⪰ 0, ⟨X, A(X)⟩ = 0, A(X) = (2/η)I − [UᵀHU + dt·(∇³L[u_i, u_j]·θ̇(X))]_ij, solved as
+    min_{X⪰0} ½⟨X, B[X]⟩ + ⟨A0, X⟩ (:mod:`eosbench.sdcp`). Predicts the time averages
+    ⟨L⟩ = L(θ) + ½ Σ λ_i X_ii, ``grad_norm`` = √(‖∇L‖² + Σ λ_i² X_ii) and the sharpness λ₁(θ) (held at 2/η
+    while X ≠ 0), eig_2.. as tracked; diagnostics hold X's eigenvalues and the cost of every step.
 
-    Predictions at each step, from the flow's point θ with its X:
-
-    * time-averaged loss ⟨L⟩ = L(θ) + ½⟨H, Σ⟩ = L(θ) + ½ Σ_i λ_i X_ii (U holds Ritz vectors, so UᵀHU = Λ);
-      at λ_i = 2/η this is L + tr(X)/η, the reference code's ``loss + Σ.sum()/lr``. It is the
-      second-order expansion of E L(θ + δ) with E δ = 0 and E δδᵀ = Σ.
-    * sharpness λ₁(θ), held at 2/η once the SDCP is active (and eig_2.. as tracked);
-    * ``grad_norm`` the root mean square of the gradient, √(‖∇L‖² + ⟨H², Σ⟩) = √(‖∇L‖² + Σ λ_i² X_ii)
-      (≈ ‖∇L‖² + (4/η²)tr X at the edge), by the same expansion;
-    * diagnostics: the oscillation variances (eigenvalues of X = of Σ), tr X, k, L(θ), ‖∇L(θ)‖² and the
-      cost of every step (gradients, HVPs, ∇³L products, SDCP seconds, LOBPCG refreshes).
-
-    What was checked: THEORY.md §5 tags none of the lines used here [M]; its [D] line and the formulas
-    this code relies on were re-derived. The one-eigenvalue σ² = 2⟨−∇L, ∇S⟩/‖∇S‖² is the k = 1 SDCP at
-    λ = 2/η, for any dt (in general X = max(0, (λ − 2/η − dt·η∇S·∇L) / (dt(η/2)‖∇S‖²)); both compared with
-    the solver in tests/test_central_flow.py); the loss ½⟨H, Σ⟩ and ‖∇L‖² terms are derived above (the [D]
-    line of §5 holds, with λ_i² in place of 4/η²). The time convention is the reference code's (one step
-    = one time unit). For RMSProp the [V] lines of THEORY.md §5 (Part III) are used; its [D] line, the
-    scalar-RMSProp σ², is not (scalar RMSProp is not an eosbench optimizer).
-
-    Discretisation: explicit Euler, ``substeps`` = 4 per step (the authors' ``nsubsteps``), more when
-    η·λ₁ > 2 (max(4, ⌈2ηλ₁⌉), as their stable flow); ∇L and the SDCP are evaluated at every substep. The
-    eigenpairs (:class:`Eigenbasis`: Rayleigh–Ritz in the tracked block, warm LOBPCG when a residual
-    grows) and the G_ij are evaluated once per step; within the step UᵀHU is propagated to first order,
-    UᵀHU += dt·[G_ij·θ̇], the same linearisation the SDCP makes. On the digits EoS task this changed the
-    loss error by 0.05 % (3.47 % against 3.42 % with everything re-evaluated per substep) at a quarter of
-    the cost, and 8 substeps changed it by 0.04 %. Cost per step: 4 gradients, m HVPs (m ≥ 3 tracked
-    columns, all with η·λ ≥ 1.5 plus one guard), k(k+1)/2 third-derivative products and 4 k×k SDCPs
-    (none while A0 ⪰ 0).
-
-    RMSProp (tasks with an ``rmsprop`` optimizer; the paper's Part III, checked against THEORY.md §5, whose
-    lines for it are [V]): with P = diag(√ν + ε) (:class:`SecondMoment`), dθ/dt = −ηP⁻¹[∇L + ½ Σ X_ij G_ij]
-    and dν/dt as in :class:`SecondMoment`; U are the top generalized eigenvectors of (H, P) (UᵀPU = I,
-    tracked as eigenvectors z of P^(−1/2)HP^(−1/2), u = P^(−1/2)z) and the SDCP keeps the block of
-    (2/η)P − H on U positive semidefinite. Its first-order change over dt (U fixed) adds to A0 the term
-    dt(2/η)[Σ_p u_ip u_jp (dP_p/dν_p) ν̇_p(0)] and to B the PSD term dt(8c/η³) E W Eᵀ, c = (1 − β₂)/β₂,
-    W = P²·dP/dν, E the rows u_i ⊙ u_j; B's first part becomes dt(η/2) F P⁻¹ Fᵀ. The predicted GD
-    ‖∇L‖² uses E‖Hδ‖² = tr(Λ X Λ UᵀP²U). The first ``warm_start`` = 2 steps are RMSProp's own (the
-    authors' ``--warm_start`` protocol), and the flow starts from θ₂ with ν₂: at ν₀ = g₀² coordinates whose
-    first gradient is ≈ 0 get step sizes near η/ε (on the digits RMSProp task η·λ₁(P⁻¹H)/2 is 50 at step 0
-    and 0.9 at step 1), a discrete start-up no flow describes. It needs t0 = 0: at a later origin the
-    problem holds θ but not ν, and it raises :class:`~eosbench.predictor.NotApplicable`. Rows hold the
-    plain ``sharpness`` λ₁(H) (a warm LOBPCG solve per measured step) and ``precond_sharpness`` λ₁(P⁻¹H),
-    held at 2/η and scored on these tasks. Up to ``max_tracked_rmsprop`` = 12 eigenvectors are tracked: on
-    the digits task 12 are critical by step 300 (with 8, the SDCP ran out of guard columns and its loss
-    jumped by up to 17 % at single steps). Measured on that task (300 steps, 96 s): mean relative error of
-    the loss against σ = 20-smoothed RMSProp under 1 % from the onset, η·λ₁(P⁻¹H)/2 within 2e-4 of 1.
-
-    What it does not model: the flow's oscillation is at equilibrium as soon as λ₁ reaches 2/η, while GD's
-    grows from what rounding left along the top eigenvector (~1e-16 in float64, ~1e-7 in float32) and GD
-    follows gradient flow past 2/η until it is large. On the digits EoS task GD's first instability comes
-    75 steps after the onset in float64 (λ₁ up to 1.54 × 2/η) and 44 in float32 (1.36 ×); the loss error
-    against σ = 20-smoothed GD past onset + 100 is at most 9.7 % in float64 (step 200, in that first
-    catapult) and 7.9 % in float32 (mean from the onset 3.3 % and 1.7 %; gradient flow 17.9 %).
-
-    Regime: where no eigenvalue reaches 2/η it is gradient flow (Euler). It stops, saying why in
-    ``diagnostics["left_regime"]``, when the SDCP has no solution (B = 0, e.g. a quadratic above 2/η),
-    when the sharpness runs above 2·HOLD/η anyway, on a non-finite loss, or near the time budget.
+    Choices: explicit Euler with ``substeps`` = 4 per step (max(4, ⌈2ηλ₁⌉) above the edge); eigenpairs
+    tracked by :class:`Eigenbasis` and the ∇³L[u_i, u_j] evaluated once per step, UᵀHU propagated to first
+    order within it. RMSProp (the paper's Part III): dθ/dt = −ηP⁻¹[...] with the ν flow of
+    :class:`SecondMoment`, U the generalized eigenvectors of (H, P), the first ``warm_start`` = 2 steps
+    RMSProp's own (so t0 must be 0, else :class:`~eosbench.predictor.NotApplicable`), up to
+    ``max_tracked_rmsprop`` tracked vectors. It stops, saying why in ``diagnostics["left_regime"]``, when the
+    problem has no solution (B = 0, e.g. a quadratic above 2/η), when λ₁ exceeds 2·HOLD/η, on a non-finite
+    loss, or near the time budget. Derivations and measured accuracy: docs/theory.md §5.
     """
 
     name = "central-flow"

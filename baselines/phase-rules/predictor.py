@@ -21,31 +21,17 @@ def effective_width(model_info: dict) -> float | None:
 
 
 class PhaseRules(Predictor):
-    """Outcome of each member of a learning-rate sweep from c = η·λ0 and the family's depth/width.
+    """Outcome of each member of a learning-rate sweep from c = η·λ0 and the family's depth/width
+    (Kalra & Barkeshli 2023; Lewkowycz et al. 2020; docs/theory.md §7).
 
-    Rules (THEORY.md §7): ``monotone`` for c < c_loss, ``catapult`` for c_loss < c < c_max (the loss
-    grows, the curvature falls, training lands in a flatter region; Lewkowycz et al. 2020), ``diverge``
-    for c > c_max, and ``eos`` when the run ends with η·S ≥ 0.95·2 (the project's label rule in
-    :mod:`eosbench.tracks`).
-
-    Critical values. Confirmed: η_crit ≈ 2/λ0 and a finite η_max above it (Lewkowycz et al., abstract and
-    summary) and the opening of a sharpness-reduction phase as d and 1/w grow (Kalra & Barkeshli,
-    abstract). Not confirmed, hence not used: the papers' numeric d/w scaling of c_loss, c_max and the
-    ≈12/λ0 of ReLU nets. So the values come from the UV model (:mod:`eosbench.uvmap`): at d/w → 0 its
-    map gives c_loss = 2, c_max = 4 [D]; at finite depth and width the member is modelled as one UV mode
-    of effective width w/(d − 1) (:func:`effective_width`, our choice), with f0 = 0, target y = √(2L0)
-    and NTK λ0 from the measured initial sharpness S0 (inverting the Hessian closed form). Its phase is the
-    project's label of that UV run, and ``critical_c`` the boundaries of those labels over the sweep
-    variable (c when the task sets η = c/λ0, else η). Without a width (or with another loss than MSE
-    the model does not reach) the wide-limit rule with 2 and 4 applies.
-
-    Uses only the loss and sharpness at step 0, c, η and the architecture: no weights, no training.
-
-    Measured on the ``phase-diagram`` families (ReLU MLPs on 500 digits, 11 values of c each): phase
-    accuracy 0.82 (d2-w256), 0.73 (d2-w64), 0.27 (d4-w256, d4-w64). The effective-width correction moves
-    c_loss and c_max by under 1 % (1.90–1.92 and 4.0), while at depth 4 the measured c_loss is 3.5 (w256)
-    and 6.9 (w64) and no member diverges up to c = 16: the growth with d/w that the unconfirmed scaling
-    describes, and that one UV mode does not produce.
+    ``monotone`` for c < c_loss, ``catapult`` for c_loss < c < c_max, ``diverge`` above, and ``eos`` when the
+    run ends with η·S ≥ 0.95·2 (the project's label rule, :mod:`eosbench.tracks`). The papers' numeric d/w
+    scaling of the critical values was not confirmed, so they come from the UV model
+    (:mod:`eosbench.uvmap`): c_loss = 2, c_max = 4 in the wide limit; at finite size (our choice) one UV
+    mode of effective width w/(d − 1) (:func:`effective_width`) with f0 = 0, y = √(2L0) and the NTK from the
+    measured S0, labelled like a run; ``critical_c`` are the label boundaries over the sweep. Without a
+    width, or with a loss other than MSE, the wide rule applies. Uses only step 0's loss and sharpness.
+    Measured accuracy: docs/theory.md §7.
     """
 
     name = "phase-rules"

@@ -26,37 +26,20 @@ def growth_factor(lam: np.ndarray, lr: float, dtau: float) -> np.ndarray:
 
 
 class PrincipalFlow(Predictor):
-    """The principal flow (PF) of gradient descent, Rosca et al. (2023), eq. for the "principal flow"
-    (their §3), in eosbench's time unit of one step:
+    """The principal flow of gradient descent (Rosca, Wu, Qin & Dherin, TMLR 2023; docs/theory.md §3), in
+    steps:
 
         dθ/dτ = Σᵢ [log(1 − ηλᵢ)/λᵢ] (∇L·uᵢ) uᵢ,   (λᵢ, uᵢ) the eigenpairs of H(θ),
 
-    with the complex logarithm, so a direction with 1 < ηλ < 2 converges while oscillating and one with
-    ηλ > 2 diverges. Checked here, as the issue asked of the [M] lines of THEORY.md §3: on L = ½λθ² the
-    flow gives θ(τ) = θ0 (1 − ηλ)^τ, i.e. gradient descent at integer τ (tests/test_principal_flow.py,
-    to 1e-8, with ηλ ∈ {0.5, 1.5, 2.5}); the log's branch is the principal one, so for ηλ > 1 it is
-    log|1 − ηλ| + iπ, as in the authors' notebooks, which run the flow on complex parameters.
+    with the principal complex logarithm (1 < ηλ < 2 converges while oscillating, ηλ > 2 diverges); on
+    L = ½λθ² it is GD at integer τ (tests/test_principal_flow.py).
 
-    Integration: an exponential integrator. Over a substep of Δτ the flow is solved exactly on the local
-    quadratic model (H frozen, ∇L affine), giving δ = Σᵢ uᵢ (∇L·uᵢ)((1 − ηλᵢ)^Δτ − 1)/λᵢ; it is exact on
-    quadratics for any Δτ, and converges to the flow as Δτ → 0 elsewhere (``substeps`` per step).
-    The state is complex, θ = a + ib; the loss and Hessian are those of the real network at a, and the
-    gradient is continued to first order in b, ∇L(a) + iH(a)b (exact on quadratics; the models are not
-    evaluated at complex parameters). The real part is reported: loss, gradient norm and sharpness at a.
-
-    Two modes (``mode="auto"`` picks by size): ``exact`` builds the dense Hessian (P HVPs) and its full
-    eigendecomposition at every substep, for models of up to ``exact_max_params`` parameters; ``top-k``
-    (ours, not the paper's) uses the PF coefficients on the top-k eigendirections from warm-started
-    LOBPCG and the first-order modified flow −η(g⊥ + (η/2)Hg⊥) (implicit gradient regularization) on the
-    complement. With k covering the spectrum the two coincide (tested). The h²/12 third-order term of
-    the paper is not included. Validity: near-quadratic regions; without the cubic terms the flow
-    predicts the instability at ηS > 2, not the self-stabilization that follows.
-
-    Output: PF is a model of the iterates (at integer τ it is GD's oscillating trajectory, not its mean),
-    while eosbench scores time averages against the Gaussian-smoothed measurement. The frame therefore
-    holds the flow's iterates smoothed by the same Gaussian (the task's ``scoring.smoothing``), the
-    flow's own estimate of the time average; the iterates themselves are kept in
-    ``diagnostics["iterates"]`` and the onset is the first iterate with S ≥ 2/η.
+    Choices: an exponential integrator, exact on the local quadratic model over each of ``substeps``
+    substeps; a complex state a + ib whose loss and Hessian are the real network's at a and whose gradient
+    is ∇L(a) + iH(a)b; ``exact`` mode (dense eigendecomposition, up to ``exact_max_params``) or ``top-k``
+    (ours: PF on the top-k eigendirections, the first-order modified flow −η(g⊥ + (η/2)Hg⊥) on the rest);
+    the paper's h²/12 term left out. The frame holds the iterates smoothed like the measurement (the raw
+    iterates in ``diagnostics["iterates"]``); the onset is the first iterate with S ≥ 2/η.
     """
 
     name = "principal-flow"

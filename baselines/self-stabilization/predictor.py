@@ -50,33 +50,18 @@ class Point:
 
 
 class SelfStabilization(Predictor):
-    """Self-stabilization, Damian, Nichani & Lee (2023). Implemented from the paper's definitions, with
-    the [M] lines of THEORY.md §4 settled as follows (checked against the paper's §3–4 and the
-    authors' description of their code):
+    """Self-stabilization (Damian, Nichani & Lee, ICLR 2023; docs/theory.md §4).
 
-    * Constrained trajectory θ†_{t+1} = proj_M(θ†_t − η∇L(θ†_t)), M = {S ≤ 2/η, ∇L·u = 0}. The
-      projection is Newton's method on both conditions: θ ← θ − max(0, S − 2/η)∇S⊥/‖∇S⊥‖² − u(u·∇L)/S
-      with ∇S = ∇³L[u, u] (the third-derivative contraction) and ∇S⊥ = ∇S − u(u·∇S), repeated until
-      S ≤ 2/η(1 + 1e-4) and |u·∇L| ≤ 1e-3·‖∇L‖, at most ``max_corrections`` times.
-    * Reduced dynamics x_{t+1} = −(1 + ηy_t)x_t, y_{t+1} = y_t + η(α_t − ½β_t x_t²), with
-      α = −∇L·∇S⊥ and β = ‖∇S⊥‖² at θ†_t. Before the constraint S ≤ 2/η is first active, y_t is the
-      measured S(θ†_t) − 2/η (so x decays by GD's factor 1 − ηS); x starts at θ_{t0}'s offset from
-      the valley floor, u·∇L/S, which is the first projection's shift.
-    * Predictions: sharpness 2/η + y_t and loss L(θ†_t) + ½S x_t² per step (diagnostics
-      ``sharpness_map``, ``loss_map``), and their time averages, which are what the frame holds and
-      what is scored against the smoothed measurement: ⟨S⟩ = S(θ†_t) (2/η once active, ⟨y⟩ = 0) and
-      ⟨L⟩ = L(θ†_t) + ½S⟨x²⟩. Through the paper's first two stages (sharpening, blow-up) ⟨x²⟩ is the
-      map's own x_t²; from the first time x_t² reaches 2α/β on (self-stabilization and after) it is the
-      stationary 2α/β (0 when α ≤ 0: the run is leaving the edge).
-      ⟨x²⟩ = 2α/β is checked on the map itself in tests (THEORY.md §4's synthetic setting).
-    * Regime: one unstable eigenvalue, α > 0, η small. When λ₂(θ†) > 1.9/η, or the projection fails —
-      it cannot hold S(θ†) within 1 % of 2/η (∇S = 0, as on a quadratic), or its Newton steps leave
-      their linear range and L(θ†), which projected descent lowers, rises by half — the prediction stops
-      there and ``diagnostics["left_regime"]`` says at which step and why.
+    Constrained trajectory θ†_{t+1} = proj_M(θ†_t − η∇L(θ†_t)), M = {S ≤ 2/η, ∇L·u = 0}, and the reduced
+    dynamics x_{t+1} = −(1 + ηy_t)x_t, y_{t+1} = y_t + η(α_t − ½β_t x_t²) with α = −∇L·∇S⊥, β = ‖∇S⊥‖²,
+    ∇S = ∇³L[u, u]. Predicts time averages: ⟨S⟩ = S(θ†_t) and ⟨L⟩ = L(θ†_t) + ½S⟨x²⟩, ⟨x²⟩ the map's x_t²
+    until it first reaches 2α/β and 2α/β after (0 when α ≤ 0); the per-step map is in diagnostics.
 
-    Cost per step: per evaluation one warm-started top-2 LOBPCG, one gradient and one ∇³L[u, u]. The
-    gradient step carries the first Newton correction predicted from θ† itself, so a step usually costs
-    one evaluation; further corrections are evaluated at the new point only when it misses the tolerances.
+    Choices: the projection is Newton's method on both conditions, θ ← θ − max(0, S − 2/η)∇S⊥/‖∇S⊥‖² −
+    u(u·∇L)/S, at most ``max_corrections`` times; before the constraint is first active y is the measured
+    S(θ†) − 2/η; x starts at u·∇L/S. The forecast stops (``diagnostics["left_regime"]``) when η·λ₂(θ†) >
+    1.9 or the projection fails (S(θ†) not held within 1 % of 2/η, or L(θ†) rising by half). Per step
+    usually one evaluation: a warm top-2 LOBPCG, one gradient and one ∇³L[u, u].
     """
 
     name = "self-stabilization"

@@ -49,30 +49,21 @@ def averaged_frame(problem: Problem, series: dict[str, pd.Series]) -> pd.DataFra
 
 
 class UVFixedPoint(Predictor):
-    """The exact (f, λ) map of the UV model f = uᵀv/√w (Kalra, He, Barkeshli 2023; THEORY.md §6):
+    """The exact (f, λ) map of the UV model f = uᵀv/√w (Kalra, He & Barkeshli 2023; docs/theory.md §6):
 
         f' = f − ηλΔf + (η²/w)Δf² f,   λ' = λ + (ηΔf/w)(ηΔf λ − 4f),
 
-    with the Hessian sharpness λ_max(H) = max(λ/2 + √(λ²/4 + ((2f−y)² − f²)/w), |Δf|/√w) derived in
-    :mod:`eosbench.uvmap` (λ is the NTK eigenvalue and equals λ_max(H) only at Δf = 0).
+    with λ_max(H) from the closed form of :mod:`eosbench.uvmap` (λ is the NTK eigenvalue).
 
-    * **Exact** — UV tasks and the depth-2 scalar chain (the UV model with w = 1), GD with MSE: the map
-      from θ_{t0} is GD itself; it reproduces the measured loss and sharpness to round-off (until chaos
-      amplifies round-off). Phase: the project's label rules on the predicted run; ``critical_c`` by a
-      scan over the sweep variable (c when the task sets η = c/λ0, else η) refined by bisection.
-    * **Effective** — other GD/MSE tasks, forecast track: the network is modelled as one UV mode with
-      effective width w and target y (the two parameters), state Δf = ±√(2L), λ from the sharpness by
-      inverting the closed form. (w, y, sign) are fitted by Nelder–Mead to the observed prefix's log-loss
-      and sharpness/(2/η) over the last ``horizon`` steps; the map is then run from the state at t0. On the
-      trajectory track (nothing observed) it answers nothing; on the phase track it gives the wide UV
-      model's c rule (monotone < 2 < catapult < 4 < diverge, :data:`eosbench.uvmap.C_LOSS`).
+    * **Exact**: UV tasks and the depth-2 scalar chain (w = 1), GD with MSE: the map from θ_{t0} is GD
+      itself. Phase by the project's label rules on the predicted run; ``critical_c`` by a scan over the
+      sweep variable refined by bisection.
+    * **Effective** (our choice): other GD/MSE tasks, forecast track: one UV mode with (w, y, sign) fitted
+      by Nelder–Mead to the observed prefix's log-loss and sharpness/(2/η) over the last ``horizon`` steps,
+      run from the state at t0. Nothing on the trajectory track; on the phase track, the wide model's c rule.
 
-    Frames hold the iterates smoothed like the measurement; the iterates are in ``diagnostics["iterates"]``.
-    ``diagnostics["attractor"]`` is the period-doubling class of the map's attractor from the t0 state
-    (``converged``, ``period-2``, ``period-4``, …, ``chaos``, ``diverge``; :func:`eosbench.uvmap.classify_orbit`).
-    [M→D] The paper's claims checked here: EoS as a period-2 orbit above η_c = √w/|y| and the
-    period-doubling route to chaos (our simulation: period 2 up to ≈12.3, 4 at 12.5, 16 at 13, chaos from
-    ≈13.2 for w = 100, y = 1); its exact normalisation of the map was not read, ours is derived.
+    Frames hold the iterates smoothed like the measurement (raw: ``diagnostics["iterates"]``);
+    ``diagnostics["attractor"]`` is the map's attractor class (:func:`eosbench.uvmap.classify_orbit`).
     """
 
     name = "uv-fixed-point"
