@@ -74,15 +74,18 @@ PREDICTORS = {  # name: (cost ratio, base score, tasks that fail, tracks)
 HORIZONS = (1, 5, 10, 20)
 
 
-def _errors(score):
-    """Raw errors consistent with a score: gradient flow's error is 0.2, the prediction's shrinks with the score."""
+def _errors(score, regime):
+    """Raw errors consistent with a score: gradient flow's error is 0.2, the prediction's shrinks with the score.
+    A divergent run is scored as an outcome (when and whether it diverges)."""
     error = 0.2 * (1 - score) if score >= 0 else 0.2 / (1 + score + 1e-3)
+    if regime == "divergence":
+        return {"divergence_error": error, "phase_error": 0.0}, {"divergence_error": 0.2, "phase_error": 1.0}
     return ({"sharpness_error": error, "loss_error": error / 2, "onset_error": error / 4},
             {"sharpness_error": 0.2, "loss_error": 0.1, "onset_error": 0.05})
 
 
 def _task(task_id, regime, group, score, cost, track, failed=False, spec_hash="f" * 16):
-    metrics, reference = _errors(score)
+    metrics, reference = _errors(score, regime)
     task = {"task_version": 1, "spec_hash": spec_hash, "data_hash": None, "tier": "tiny", "group": group,
             "status": "failed" if failed else "ok", "lr": 0.1, "threshold": 20.0, "measured_outcome": "eos",
             "regime": regime, "metrics": {} if failed else metrics, "reference": reference,
@@ -94,7 +97,7 @@ def _task(task_id, regime, group, score, cost, track, failed=False, spec_hash="f
         task["error"] = f"RuntimeError: exploded {SCRIPT}\nTraceback line"
     if track == "forecast" and not failed:
         task["origins"] = [{"step": t0, "regime": regime, "score": score, "skill": task["skill"], "metrics": metrics,
-                            "reference": reference, "horizon": {"sharpness_error": {str(h): metrics["sharpness_error"]
+                            "reference": reference, "horizon": {"sharpness": {str(h): metrics.get("sharpness_error", 1.0)
                                                                                     for h in HORIZONS}}}
                            for t0 in (10, 20)]
     return task
@@ -110,8 +113,8 @@ def _aggregate(tasks, cost, name):
                    "skill": {"sharpness_error": float(np.mean([t["score"] for t in ts]))}} for r, ts in by_regime.items()}
     failed = sum(t["status"] == "failed" for t in tasks.values())
     growth = {"gd-replay": 0.01, "gradient-flow": 0.1, "central-flow": 0.03, "stability-rule": 0.3}.get(name, 0.1)
-    reference = {m: {str(h): 0.1 * h for h in HORIZONS} for m in ("sharpness_error", "loss_error")}
-    horizon = {m: {str(h): growth * h ** 1.5 for h in HORIZONS} for m in ("sharpness_error", "loss_error")}
+    reference = {m: {str(h): 0.1 * h for h in HORIZONS} for m in ("sharpness", "loss")}  # keyed by series
+    horizon = {m: {str(h): growth * h ** 1.5 for h in HORIZONS} for m in ("sharpness", "loss")}
     crossing = next((h for h in HORIZONS if growth * h ** 1.5 > 0.1 * h), None)
     return {"tasks": len(tasks), "applicable": len(tasks), "scored": len(tasks) - failed, "failed": failed,
             "coverage": (len(tasks) - failed) / len(tasks), "score": float(np.mean([r["score"] for r in regimes.values()])),
@@ -119,7 +122,7 @@ def _aggregate(tasks, cost, name):
             "budget_class": "≤0.1×" if cost <= 0.1 else "≤1×" if cost <= 1 else ">1×",
             "grad_equivalents": 40 * cost * len(tasks), "wall_seconds": 0.01 * len(tasks),
             "horizon": horizon, "horizon_reference": reference,
-            "crossing_horizon": {m: crossing for m in ("sharpness_error", "loss_error")}}
+            "crossing_horizon": {m: crossing for m in ("sharpness", "loss")}}
 
 
 def make_record(name, tasks, *, cost, score, failing=(), tracks=("trajectory", "forecast"), suite="tiny",
@@ -276,6 +279,9 @@ def test_entry_links_to_the_per_task_evidence(site, page):
     assert row.locator("td").nth(3).inner_text() == "-1"  # score
     gf = page.locator("h3#trajectory-gradient-flow + table tbody tr").first.locator("td")
     assert gf.nth(3).inner_text() == "0" and gf.nth(4).inner_text() == gf.nth(5).inner_text() == "0.2"  # error = GF's
+    headers = page.locator("h3#trajectory-gradient-flow + table thead th").all_inner_texts()
+    assert [h.strip() for h in headers[4:6]] == ["Divergence error", "GF"]  # divergence is scored as an outcome
+    assert "lower is better" in page.locator("h3#trajectory-gradient-flow + table thead th").nth(4).get_attribute("title")
     page.goto(_url(site, "regimes/tiny-sustained-eos.html"))
     assert page.locator("h3#forecast-central-flow + table tbody tr").count() == 4  # 2 tasks × 2 origins
     assert not page.problems

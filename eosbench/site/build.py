@@ -28,7 +28,7 @@ import eosbench
 from eosbench.errors import EosbenchError
 from eosbench.registry import Registry
 from eosbench.site.data import (BUDGET_TEXT, BUDGETS, FORECAST_TRACKS, METRIC_TEXT, REFERENCE, REGIME_TEXT, REGIMES,
-                                Published, load_published, metric_label, number, ordered_metrics, paper_link,
+                                Published, load_published, metric_label, metric_text, number, ordered_metrics, paper_link,
                                 ranking_table, regime_rows, slug, standings)
 from eosbench.site.figures import colors, horizon_figure, pareto_figure, phase_figures, profile_figure, task_figure
 from eosbench.store import Store
@@ -230,7 +230,7 @@ def _build(published: list[Published], out: Path, store: Store, registry: Regist
     common = {"eosbench_version": eosbench.__version__, "results": sorted({p.record.suite for p in published}),
               "files": [p.path.name for p in published], "REGIMES": REGIMES, "REGIME_TEXT": REGIME_TEXT,
               "BUDGETS": BUDGETS, "BUDGET_TEXT": BUDGET_TEXT, "METRIC_TEXT": METRIC_TEXT, "REFERENCE": REFERENCE,
-              "metric_label": metric_label, "regime_page": lambda suite, regime: f"regimes/{slug(suite)}-{regime}.html"}
+              "metric_label": metric_label, "metric_text": metric_text, "regime_page": lambda suite, regime: f"regimes/{slug(suite)}-{regime}.html"}
 
     def render(template: str, path: str, **context) -> None:
         root = "../" * path.count("/")

@@ -130,12 +130,32 @@ REFERENCE = "gd-replay"
 """The predictor that re-simulates gradient descent: the accuracy ceiling at cost ratio ≈ 1, not a theory."""
 BASELINE = "gradient-flow"
 """The predictor every score is measured against (score 0 by definition)."""
-METRIC_ORDER = ("sharpness_error", "loss_error", "onset_error")
+METRIC_ORDER = ("sharpness_error", "loss_error", "onset_error", "divergence_error", "final_sharpness_error",
+                "phase_error", "grad_norm_error")
 METRIC_TEXT = {
     "sharpness_error": "mean |Ŝ − S̄| / (2/η) over the scored steps, S̄ the smoothed measured sharpness",
     "loss_error": "mean |log L̂ − log L̄| over the scored steps, L̄ the smoothed measured loss",
     "onset_error": "|t̂ − t| / T, t the first step with sharpness ≥ 2/η, T the run's length",
+    "final_sharpness_error": "|Ŝ_final − S̄_final| / (2/η) at the run's last scored step",
+    "phase_error": "0 when the predicted outcome (monotone, catapult, eos, diverge) is the measured one, else 1",
+    "divergence_error": "on a run that diverged: |t̂ − t| / (t − t₀) of the divergence step, capped at 1 "
+                        "(0.5 for predicting divergence without a step, 1 for not predicting it)",
+    "grad_norm_error": "mean |log ĝ − log ḡ| of the gradient norm over the scored steps",
 }
+"""What each raw error measures (every one: lower is better); ``eig_k_error`` is like the sharpness error."""
+
+
+def metric_text(metric: str) -> str:
+    if metric in METRIC_TEXT:
+        return METRIC_TEXT[metric]
+    if metric.startswith("eig_"):
+        return f"mean |λ̂ − λ̄| / (2/η) of the Hessian's eigenvalue {metric[4:].removesuffix('_error')} over the scored steps"
+    return metric.replace("_", " ")
+
+
+def horizon_metric(key: str) -> str:
+    """A horizon curve's key as a metric name (records key them by series, ``sharpness``, or by metric)."""
+    return key if key.endswith("_error") else f"{key}_error"
 
 
 def metric_label(metric: str) -> str:

@@ -13,8 +13,8 @@ import pandas as pd
 
 from eosbench.store import load_predictions
 from eosbench.scoring import performance_profile, smooth
-from eosbench.site.data import (BASELINE, PHASES, REFERENCE, REGIMES, Published, metric_label, number,
-                                ordered_metrics, pareto_front, standings)
+from eosbench.site.data import (BASELINE, PHASES, REFERENCE, REGIMES, Published, horizon_metric, metric_label,
+                                number, ordered_metrics, pareto_front, standings)
 from eosbench.store import Store
 from eosbench.tracks import measured_frame
 
@@ -291,22 +291,27 @@ def _curve(points: dict[str, float], log: bool = True) -> tuple[list[float], lis
 def horizon_figure(published: list[Published], suite: str, palette: dict[str, str]) -> tuple[dict | None, list[dict]]:
     """Median sharpness and loss error against the horizon h on one suite's forecast track, one curve per
     predictor, gradient flow's drawn thick and black; and the rows of the crossing-horizon table."""
+    def by_metric(curves: dict) -> dict:
+        return {horizon_metric(k): v for k, v in curves.items()}
+
     items = [p for p in published if p.record.suite == suite and "forecast" in p.forecast_tracks()]
     aggs = {p.name: p.record.tracks["forecast"].aggregate for p in items}
-    reference = (aggs[BASELINE].horizon if BASELINE in aggs and aggs[BASELINE].horizon else
-                 max(aggs.values(), key=lambda a: a.scored).horizon_reference if aggs else {})
-    metrics = [m for m in ordered_metrics({m for a in aggs.values() for m in a.horizon} | set(reference))
+    curves = {name: by_metric(a.horizon) for name, a in aggs.items()}
+    crossings = {name: by_metric(a.crossing_horizon) for name, a in aggs.items()}
+    reference = (curves[BASELINE] if curves.get(BASELINE) else
+                 by_metric(max(aggs.values(), key=lambda a: a.scored).horizon_reference) if aggs else {})
+    metrics = [m for m in ordered_metrics({m for c in curves.values() for m in c} | set(reference))
                if m in ("sharpness_error", "loss_error")]
-    rows = [{"name": name, "crossing": {m: a.crossing_horizon.get(m, "missing") for m in metrics},
+    rows = [{"name": name, "crossing": {m: crossings[name].get(m, "missing") for m in metrics},
              "cost_ratio": number(a.cost_ratio)} for name, a in sorted(aggs.items()) if name != BASELINE]
     data, axes = [], {}
     for col, metric in enumerate(metrics, start=1):
         suffix = "" if col == 1 else str(col)
         axis = {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}", "showlegend": col == 1}
-        for name, agg in sorted(aggs.items()):
-            if name == BASELINE or metric not in agg.horizon:
+        for name in sorted(aggs):
+            if name == BASELINE or metric not in curves[name]:
                 continue
-            hx, hy = _curve(agg.horizon[metric])
+            hx, hy = _curve(curves[name][metric])
             ref = name == REFERENCE
             data.append({"type": "scatter", "mode": "lines+markers", "name": name, "legendgroup": name, "x": hx,
                          "y": hy, "line": {"color": palette[name], "width": 1.8, "dash": "dot" if ref else "solid"},
