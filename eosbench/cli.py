@@ -503,27 +503,32 @@ def _print_record(record: dict) -> None:
                               " ".join(f["predicted"].get(t, "·") for t in f["values"]))
             out.print(table)
             continue
-        table = Table(title=f"{record['predictor']['name']} · {track} track")
-        for col in ("task", "status", "sharpness err", "loss err", "onset err", "skill S", "skill L", "HVPs", "time"):
-            table.add_column(col, justify="left" if col in ("task", "status") else "right")
+        table = Table(title=f"{escape(record['predictor']['name'])} · {track} track")
+        for col in ("task", "regime", "status", "score", "sharpness err (GF)", "loss err (GF)", "cost ×GD"):
+            table.add_column(col, justify="left" if col in ("task", "regime", "status") else "right",
+                             overflow="fold")
 
         def fmt(value):
             return "-" if value is None or (isinstance(value, float) and value != value) else f"{value:.3g}"
 
+        def pair(t, key):
+            return f"{fmt(t.get('metrics', {}).get(key))} ({fmt(t.get('reference', {}).get(key))})"
+
         for task, t in result["tasks"].items():
-            m, sk, cost = t.get("metrics", {}), t.get("skill", {}), t.get("cost", {})
-            status = t["status"] if t["status"] != "failed" else f"[red]failed[/]"
-            table.add_row(task, status, fmt(m.get("sharpness_error")), fmt(m.get("loss_error")),
-                          fmt(m.get("onset_error")), fmt(sk.get("sharpness_error")), fmt(sk.get("loss_error")),
-                          fmt(cost.get("hvps")), fmt(cost.get("wall_seconds")))
+            status = t["status"] if t["status"] != "failed" else "[red]failed[/]"
+            table.add_row(escape(task), t.get("regime") or "-", status, fmt(t.get("score")),
+                          pair(t, "sharpness_error"), pair(t, "loss_error"), fmt(t.get("cost", {}).get("cost_ratio")))
         out.print(table)
         agg = result["aggregate"]
-        out.print(f"  mean sharpness error {fmt(agg['sharpness_error'])}, mean loss error {fmt(agg['loss_error'])}, "
-                  f"median skill vs gradient flow (S/L) {fmt(agg['skill_sharpness_error'])}/{fmt(agg['skill_loss_error'])}, "
-                  f"coverage {agg['coverage']:.0%}", highlight=False)
+        regimes = ", ".join(f"{r} {v['score']:+.2f}±{v['spread']:.2f}" for r, v in agg["regimes"].items())
+        out.print(f"  score by regime (bounded skill vs gradient flow in [-1, 1], higher is better): {regimes or '-'}\n"
+                  f"  mean over regimes {fmt(agg['score'])}; coverage {agg['coverage']:.0%} of {agg['applicable']} "
+                  f"applicable tasks; median cost {fmt(agg['cost_ratio'])}× the GD run (budget class "
+                  f"{agg['budget_class'] or '-'}); see docs/scoring.md", highlight=False)
         for task, t in result["tasks"].items():
             if t["status"] in ("failed", "skipped") and t.get("error"):
-                console.print(f"[red]{t['status']}[/] {task}: {t['error'].splitlines()[0]}", soft_wrap=True)
+                console.print(f"[red]{t['status']}[/] {escape(task)}: {escape(t['error'].splitlines()[0])}",
+                              soft_wrap=True)
 
 
 def _run_or_score(ctx: click.Context, predictors: tuple[str, ...], task_ids, suite, tracks, backend, plugins,
@@ -678,6 +683,7 @@ def _exit_if_all_failed(records: list[dict]) -> None:
         console.print(f"[bold red]error:[/] every task failed ({len(statuses)} of {len(statuses)}); see the "
                       "errors above", highlight=False)
         sys.exit(1)
+
 
 @main.command("score")
 @_with_run_options

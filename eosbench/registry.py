@@ -9,6 +9,7 @@ source are an error. Unknown names list what exists, with a "did you mean".
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -64,6 +65,13 @@ class PredictorRef:
     def version(self) -> str:
         return str(self.manifest.get("version", "unknown"))
 
+    @property
+    def source_hash(self) -> str:
+        """12 hex digits of the SHA-256 of the predictor's source files (its folder's ``*.py`` and manifest,
+        the plugin file, or an entry point's module or package), so an edit re-runs it even without a
+        version bump (the asv rule: a benchmark's version is the hash of its source)."""
+        return _hash_files(_source_files(self))
+
     def load(self) -> type[Predictor]:
         """Import the plugin and return its predictor class."""
         try:
@@ -90,6 +98,28 @@ class PredictorRef:
                 raise PluginError(f"Predictor {self.name!r} ({self.location}): {'; '.join(disagree)} (results "
                                   "are keyed by name and version, so the two must agree)")
         return cls
+
+
+def _source_files(ref: PredictorRef) -> list[Path]:
+    if ref.source in ("builtin", "submission"):
+        folder = Path(ref.location)
+        return sorted(p for p in folder.rglob("*") if p.is_file() and (p.suffix in (".py", ".yaml", ".yml"))
+                      and "__pycache__" not in p.parts)
+    if ref.source == "entry-point":
+        spec = importlib.util.find_spec(ref.entry.partition(":")[0].split(".")[0])
+        if spec is None or spec.origin is None:
+            return []
+        origin = Path(spec.origin)
+        return sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+    return [Path(ref.location)]
+
+
+def _hash_files(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes() if path.exists() else b"<missing>")
+    return digest.hexdigest()[:12]
 
 
 def _load_from_folder(folder: Path, entry: str) -> type:

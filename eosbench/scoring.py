@@ -49,8 +49,7 @@ from scipy.stats import spearmanr
 from eosbench.predictor import Prediction
 from eosbench.series import LOSS_FLOOR, floored_log, smooth
 from eosbench.spec import TaskSpec
-from eosbench.tracks import (forecast_origins, label_series, measured_frame, phase_label, requested_steps,
-                             task_regime)
+from eosbench.tracks import forecast_origins, label_series, measured_frame, requested_steps, task_regime
 from eosbench.trajectory import Trajectory
 
 __all__ = ["LOSS_FLOOR", "smooth", "bounded_skill", "score_unit", "failed_unit"]
@@ -194,8 +193,9 @@ def _run_level_errors(prediction: Prediction, frame: pd.DataFrame, spec: TaskSpe
         label = "diverge"
     if label is None and {"loss", "sharpness"} <= set(frame) and len(frame):
         label = label_series(frame["loss"].dropna(), (frame["sharpness"] / threshold).dropna(), diverged=False)
-    if label is not None:
-        out["phase_error"] = float(label != phase_label(trajectory))
+    if label is not None:  # the measured label by the same rule, on the sharpness the optimizer is stable in
+        edge = trajectory.series(trajectory.edge[0]) / threshold
+        out["phase_error"] = float(label != label_series(trajectory.series("loss"), edge, diverged=False))
     return out
 
 

@@ -1,7 +1,7 @@
 """The content-addressed store of trajectories and predictions under ``EOSBENCH_HOME``.
 
 Layout: ``trajectories/<task-id>/<spec-hash>/`` (see :mod:`eosbench.trajectory`), and
-``predictions/<predictor>/<version>/<task-id>/<spec-hash>-<track>-<backend>/``. Entries are written into a
+``predictions/<predictor>/<version>+<source-hash>/<task-id>/<spec-hash>-<track>-<backend>/``. Entries are written into a
 temporary sibling folder and renamed into place, so a crash never leaves a half-written entry and a rerun
 simply redoes what is missing.
 
@@ -180,8 +180,10 @@ class Store:
         return self.root / "predictions" / predictor / version / task_id / f"{key}-{track}-{backend}"
 
     def predictions_of(self, ref, spec: TaskSpec, track: str, backend: str) -> Path:
-        """Where the predictions of predictor ``ref`` (anything with ``name`` and ``version``) on ``spec`` live."""
-        return self.prediction_dir(ref.name, ref.version, spec.id, spec_hash(spec), track, backend)
+        """Where the predictions of predictor ``ref`` (a :class:`~eosbench.registry.PredictorRef`) on ``spec``
+        live: keyed by its version *and* the hash of its source, so an edited predictor is re-run."""
+        return self.prediction_dir(ref.name, f"{ref.version}+{ref.source_hash}", spec.id, spec_hash(spec),
+                                   track, backend)
 
     def has_trajectory(self, spec: TaskSpec, backend: str = "torch") -> bool:
         return recover(self.trajectory_dir(spec, backend))
