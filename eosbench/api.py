@@ -16,6 +16,7 @@ line; a run and a load share the store with ``eosbench run`` and ``eosbench meas
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -137,12 +138,32 @@ def run(predictors: str | Iterable[str], tasks: str | Iterable[str] | None = Non
     try:
         ctx = RunContext(store=store, catalog=catalog, backend=backend, data_dir=str(data_dir) if data_dir else None,
                          force=force, budget_seconds=budget_seconds, executor=executor)
-        with _main_script_hidden():
+        with _main_script_hidden(), _threads_requested(threads):
             records = run_many(refs, specs, ctx, tracks=_names(tracks) or None, suite=suite or "custom",
                                reference=registry.refs.get(REFERENCE))
     finally:
         executor.close()
     return results_frame(records)
+
+
+@contextmanager
+def _threads_requested(threads: int | None) -> Iterator[None]:
+    """``EOSBENCH_THREADS`` set to ``threads`` for the run (when given), as ``--threads`` does, so every unit
+    sees it, including the measurements the runner starts with an executor of its own."""
+    from eosbench.executors import THREADS_ENV
+
+    if threads is None:
+        yield
+        return
+    saved = os.environ.get(THREADS_ENV)
+    os.environ[THREADS_ENV] = str(threads)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = saved
 
 
 @contextmanager
