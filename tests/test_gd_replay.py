@@ -51,7 +51,7 @@ def test_mlp_replay_is_the_measurement_at_about_one_run_of_cost(replay):
         np.testing.assert_allclose(prediction.frame[column], measured.loc[prediction.frame.index, column], rtol=1e-10)
     sharpness = prediction.frame["sharpness"].dropna()
     assert {0, 40} <= set(prediction.diagnostics["sharpness_steps"]) and len(sharpness) == 41
-    assert sharpness.loc[0] == pytest.approx(measured.loc[0, "sharpness"], rel=1e-5)  # the cold solve converges
+    assert sharpness.loc[0] == pytest.approx(measured.loc[0, "sharpness"], rel=2e-3)  # the capped cold solve
     # the cold solve takes the 40 steps' budget: the two end points only, the early bump is cut
     assert prediction.diagnostics["sharpness_steps"] == [0, 40]
     assert spent["grads"] == 41 and spent["d3s"] == 0

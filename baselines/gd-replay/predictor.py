@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import torch
 
+from eosbench.linalg import TopEigs, top_eigs
 from eosbench.optimizers import make_optimizer
 from eosbench.predictor import NotApplicable, Prediction, Predictor, Problem
 from eosbench.scoring import smooth
@@ -19,6 +21,10 @@ always made)."""
 HVP_COST = 2.0
 """Gradients per HVP assumed for the schedule; assumed, not measured, since timing it would cost work too."""
 EIG_TOL = 1e-3
+COLD_MAXITER = 6
+"""Iterations of the first solve, from a random start (~12 HVPs): enough for λ₁ to ~1 % on the tiny tasks."""
+DENSE_SMALL = 16
+"""Models of at most this many parameters are solved from the dense Hessian (at most 16 HVPs)."""
 WARM_MAXITER = 2
 """Iterations of a warm-started solve (~3 HVPs; the cold first solve runs to EIG_TOL): more, rougher solves in
 the budget beat fewer converged ones (digits MLP, η = 0.1, 200 steps, even pacing: sharpness error 0.6 %
@@ -118,14 +124,14 @@ class GDReplay(Predictor):
         loss_steps = set(_grid(problem, plan.every))
         eig_steps = _grid(problem, plan.sharpness_every)
         eig_set, budget = set(eig_steps), SHARPNESS_SHARE / HVP_COST * max(last - t0, 1)  # in HVPs
-        warm, pending = None, None
+        warm, pending, rng = None, None, np.random.default_rng(0)
         first_cost, warm_cost = 0, WARM_MAXITER + 1  # HVPs of the cold solve, and of the last warm one
 
         def solve(t: int, theta, d, threshold: float) -> None:
             nonlocal warm, first_cost, warm_cost
             cold = warm is None
-            maxiter = plan.eig_maxiter if cold else min(WARM_MAXITER, plan.eig_maxiter)
-            top = oracle.eigs(theta, 1, v0=warm, tol=EIG_TOL, maxiter=maxiter, precondition=d)
+            maxiter = COLD_MAXITER if cold else WARM_MAXITER
+            top = _top_eigenpair(oracle, theta, warm, maxiter, d, rng)
             warm = top.vectors
             if cold:
                 first_cost = top.matvecs
@@ -175,6 +181,27 @@ class GDReplay(Predictor):
                     g = oracle.grad(ahead)
             theta = opt.update(theta, g, t)
         return run
+
+
+def _top_eigenpair(oracle, theta, warm, maxiter: int, d, rng: np.random.Generator) -> TopEigs:
+    """λ₁ of H (or of P⁻¹H with ``d`` = P^-1/2) by LOBPCG capped at ``maxiter`` iterations, through the
+    oracle's counted HVPs. Unlike ``oracle.eigs`` it never builds the dense Hessian of a small model (which
+    costs P HVPs at once), and the warm start is nudged by a random 10 % so it cannot stay trapped in an
+    exactly invariant subspace (the UV model's, see :mod:`eosbench.linalg`)."""
+    n = int(theta.shape[0])
+
+    def matvec(block: torch.Tensor) -> torch.Tensor:
+        x = block.numpy() if d is None else oracle.to_numpy(d)[:, None] * block.numpy()
+        hx = oracle.to_numpy(oracle.hvp(theta, oracle.asarray(x)))
+        hx = hx.reshape(x.shape)
+        return torch.as_tensor(hx if d is None else oracle.to_numpy(d)[:, None] * hx)
+
+    v0 = None
+    if warm is not None:
+        v = warm.numpy()[:, :1]
+        nudge = rng.standard_normal(v.shape)
+        v0 = torch.as_tensor(v + 0.1 * nudge / np.linalg.norm(nudge) * np.linalg.norm(v))
+    return top_eigs(matvec, n, 1, v0=v0, tol=EIG_TOL, maxiter=maxiter, dense_limit=DENSE_SMALL)
 
 
 def _grid(problem: Problem, every: int) -> list[int]:
