@@ -549,6 +549,8 @@ def _run_or_score(ctx: click.Context, predictors: tuple[str, ...], task_ids, sui
     store.clean_partial()
     _use_threads(threads)
     with _Reporter(live=console.is_terminal, quiet=as_json) as reporter:
+        if executor == "local":  # here, with per-step progress; a Dask run measures on its workers
+            _measure_first(_measured_specs(refs, specs, list(tracks)), store, data_dir, reporter)
         pool = make_executor(executor, jobs=jobs, address=address, workers=workers, threads=threads)
         try:
             run_ctx = RunContext(store=store, catalog=catalog, backend=backend,
@@ -592,6 +594,34 @@ def _check_work(refs, specs: list[TaskSpec], tracks: list[str]) -> None:
         raise EosbenchError("Nothing to run: " + "; ".join(notes) + ".")
     for note in notes:
         console.print(f"[yellow]note[/] {escape(note)}", highlight=False, soft_wrap=True)
+
+
+def _measured_specs(refs, specs: list[TaskSpec], tracks: list[str]) -> list[TaskSpec]:
+    """The tasks whose ground truth a run needs: all of them, or only sweep members when every predictor
+    runs the phase track alone."""
+    wanted = {t for ref in refs for t in (tracks or ref.manifest.get("tracks") or ref.load().tracks)}
+    return specs if wanted - {"phase"} else [spec for spec in specs if spec.family is not None]
+
+
+def _measure_first(specs: list[TaskSpec], store: Store, data_dir: Path | None, report: "_Reporter") -> None:
+    """Measure the tasks the store lacks before the run, as the runner would (torch, same store entry), so
+    the progress shows each task's steps and ETA. Tasks whose data is missing are left to the runner, which
+    records them as skipped."""
+    from eosbench.executors import apply_threads, choose_threads
+    from eosbench.measure import ensure_trajectory
+
+    todo = [spec for spec in {s.id: s for s in specs}.values() if store.load_trajectory(spec, "torch") is None]
+    for done, spec in enumerate(todo, start=1):
+        apply_threads(choose_threads(1))
+        try:
+            trajectory, _ = ensure_trajectory(
+                spec, store, backend="torch", data_dir=data_dir,
+                on_step=lambda t, n, s=spec: report("", kind="step", task=s.id, step=t, steps=s.steps))
+        except DataUnavailableError:
+            report("", kind="measured", task=spec.id, status="data unavailable", done=done, total=len(todo))
+            continue
+        report("", kind="measured", task=spec.id, status=trajectory.outcome,
+               seconds=trajectory.meta.get("wall_time_s"), done=done, total=len(todo))
 
 
 def _empty_tracks(record: dict) -> list[str]:
@@ -704,10 +734,10 @@ def leaderboard() -> None:
 @click.option("--results", type=click.Path(path_type=Path), default=Path("leaderboard/results"), show_default=True,
               help="Folder of published result files (<predictor>/<suite>@<version>.json).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboard/site"), show_default=True,
-              help="Where the site is written (deleted and rebuilt).")
+              help="Where the site is written (built beside it and swapped in when complete).")
 @click.pass_context
 def leaderboard_build(ctx: click.Context, results: Path, out: Path) -> None:
-    """Delete OUT and rebuild the site from the validated result files.
+    """Rebuild the site from the validated result files, beside OUT, and swap it in (a failed build leaves OUT as it was).
 
     Task pages draw the measured curves and forecasts held in the store; tasks the store lacks say so.
     """

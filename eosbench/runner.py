@@ -207,6 +207,8 @@ def _prepare(unit: Unit, ctx: RunContext) -> UnitOutcome | tuple:
         return UnitOutcome(spec.id, "not-applicable")
     backend = backend_of(ref, cls, ctx)
     cached = None if ctx.force else load_predictions(ctx.store.predictions_of(ref, spec, track, backend))
+    if cached is not None and trajectory is not None and set(cached) != set(origins(track, spec, trajectory)):
+        cached = None  # posed from other origins (an older eosbench placed them differently): run again
     if cached is not None:
         return UnitOutcome(spec.id, "ok", payloads=cached, cached=True)
     if ctx.cached_only:

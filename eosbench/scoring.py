@@ -274,6 +274,8 @@ def score_unit(spec: TaskSpec, trajectory: Trajectory, track: str, payloads: dic
         row = {"step": t0, "regime": problem_regime(spec, trajectory, track, t0), "metrics": metrics,
                "reference": ref_metrics, "answered": answered, "horizon": horizon, "reference_horizon": ref_horizon,
                **unit_score(metrics, answered, ref_metrics)}
+        if row["score"] is None:  # nothing scoreable from this origin: as bad as failing there
+            row["score"] = -1.0
         origin_rows.append(row)
     if not covered:
         return failed_unit(spec, trajectory, track, sorted(payloads), "the prediction holds no scored quantity "

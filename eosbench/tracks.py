@@ -130,8 +130,8 @@ def forecast_origins(spec: TaskSpec, trajectory: Trajectory) -> dict[int, str]:
     (``sustained-eos``), at the loss peak of a catapult (``catapult``: forecast the recovery), H/2 before a
     divergence (``divergence``); a run with none of these gets one origin a quarter of the way to its
     convergence (``before-onset``). An onset origin at or before a catapult's loss peak tests the catapult.
-    Every origin lies before the run converged; origins closer than max(5, H/10) steps to an earlier one
-    are dropped. Any optimizer but GD is replayable only from its checkpoints (its state
+    Every origin lies before the run converged and on a step whose sharpness was measured (so the observed
+    prefix ends with a full row); origins closer than max(5, H/10) steps to an earlier one are dropped. Any optimizer but GD is replayable only from its checkpoints (its state
     is not stored), so its origins move to the checkpoint at or before them (regime ``adaptive-sgd``).
     """
     ev, h = events(spec, trajectory), spec.horizon
@@ -148,11 +148,14 @@ def forecast_origins(spec: TaskSpec, trajectory: Trajectory) -> dict[int, str]:
         if not wanted:
             wanted.append((ev.converged // 4, "before-onset"))
     gd = spec.optimizer.name == "gd"
+    allowed = set(trajectory.series(trajectory.edge[0]).index)  # rows that hold the sharpness too
+    if not gd:
+        allowed &= set(trajectory.checkpoints)
     out: dict[int, str] = {}
     for step, regime in sorted(wanted):
+        step = int(max((s for s in allowed if s <= step), default=0))
         if not gd:
-            step, regime = max((s for s in trajectory.checkpoints if s <= step), default=0), "adaptive-sgd"
-        step = max(step, 0)
+            regime = "adaptive-sgd"
         if ev.catapult is not None and regime == "onset" and step <= ev.catapult:
             regime = "catapult"  # the window holds the loss spike and its recovery
         if step >= ev.converged or step >= ev.last or any(abs(step - s) < max(5, h // 10) for s in out):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eosbench.predictor import Prediction, Predictor, Problem
+from eosbench.predictor import NotApplicable, Prediction, Predictor, Problem
 from eosbench.spec import TaskSpec
 
 CURVATURE_AT_ZERO = {"sqrt": 1.0, "sym-logistic": 0.5}
@@ -17,12 +17,13 @@ class ThresholdNeuron(Predictor):
     η > η* = 2/(ℓ''(0)x0²). Below η*: ``monotone``, final sharpness ℓ''(0)(x0² − y0²) (gradient flow's
     conserved x² − y²; GD's drift neglected). Above: ``catapult`` (the loss rises), x² shrinks until
     ℓ''(0)x² < 2/η and the final sharpness given is that bound, 2/η. No divergence claim. Sparse-coding
-    ReLU net: η* = 2/S0 with S0 the initial sharpness; above it the biases are predicted to move negative
-    (``diagnostics["bias_learned"]``); the paper's mean-model threshold is not used. Measured: docs/theory.md §9.
+    ReLU net: η* = 2/S0 with S0 the initial sharpness; below it the sharpness stays about S0 (scored as
+    ``final_sharpness``); above it the biases are predicted to move negative, a claim about weights that
+    eosbench does not measure (not applicable); the paper's mean-model threshold is not used. Measured: docs/theory.md §9.
     """
 
     name = "threshold-neuron"
-    version = "1.0.0"
+    version = "1.1.0"
     tracks = ("trajectory", "phase")
 
     def applies_to(self, task: TaskSpec) -> bool:
@@ -44,5 +45,8 @@ class ThresholdNeuron(Predictor):
         s0 = problem.initial_sharpness
         eta_star = 2.0 / s0
         above = lr > eta_star
-        return Prediction(diagnostics={"eta_star": eta_star, "bias_learned": above, "initial_sharpness": s0,
-                                       "final_sharpness_regime": "below 2/eta" if above else "about S0"})
+        if above:  # its claim, biases turning negative, is about weights eosbench does not measure
+            raise NotApplicable(f"η = {lr:.3g} > η* = {eta_star:.3g}: the theory's claim (threshold neurons, "
+                                "negative biases) concerns weights, not a measured series")
+        return Prediction(scalars={"final_sharpness": s0},  # below η* the sharpness stays about S0
+                          diagnostics={"eta_star": eta_star, "bias_learned": False, "initial_sharpness": s0})

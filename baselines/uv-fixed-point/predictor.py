@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from eosbench.predictor import Prediction, Predictor, Problem
+from eosbench.predictor import NotApplicable, Prediction, Predictor, Problem
 from eosbench.scoring import smooth
 from eosbench.spec import TaskSpec
 from eosbench.uvmap import (DIVERGE_LOSS, Orbit, catapult_phase, classify_orbit, ntk_from_sharpness,
@@ -67,7 +67,7 @@ class UVFixedPoint(Predictor):
     """
 
     name = "uv-fixed-point"
-    version = "1.0.0"
+    version = "1.1.0"
     tracks = ("trajectory", "forecast", "phase")
 
     def applies_to(self, task: TaskSpec) -> bool:
@@ -80,7 +80,7 @@ class UVFixedPoint(Predictor):
         if problem.track == "phase":
             return Prediction(scalars={"phase": catapult_phase(problem.c)}, diagnostics={"model": "wide-uv"})
         if problem.track == "trajectory":
-            return Prediction(diagnostics={"model": "effective", "note": "nothing observed to fit"})
+            raise NotApplicable("the effective UV model is fitted to an observed window; from step 0 there is none")
         return self._effective(problem)
 
     # ------------------------------------------------------------------ exact
@@ -119,7 +119,7 @@ class UVFixedPoint(Predictor):
         sharp = obs["sharpness"].dropna() if "sharpness" in obs else pd.Series(dtype=float)
         window = sharp[sharp.index >= problem.t0 - problem.task.horizon]
         if len(window) < 3 or sharp.index[-1] not in loss.index:
-            return Prediction(diagnostics={"model": "effective", "note": "too few observed sharpness values"})
+            raise NotApplicable("fewer than three observed sharpness values to fit the effective UV model to")
         start = int(window.index[0])
         span = problem.t0 - start
 
