@@ -98,3 +98,24 @@ def test_run_with_nothing_to_do_says_why(tmp_path, monkeypatch):
 def test_plot_draws_eigenvalues_not_counters():
     assert eigenvalue_columns(["loss", "sharpness", "eig_hvps", "eig_10", "eig_2", "eig_3"]) == \
         ["eig_2", "eig_3", "eig_10"]
+
+
+def test_a_local_run_measures_first_with_step_progress(tmp_path):
+    """``run`` measures the missing ground truth itself (same store entry the runner would write), with a
+    step event per step and a log line per task; stored tasks are not measured again."""
+    from eosbench.catalog import Catalog
+    from eosbench.cli import _measure_first
+    from eosbench.store import Store
+
+    spec, store, events = Catalog().get("quadratic-stable"), Store(tmp_path), []
+    report = lambda message, **info: events.append(info)  # noqa: E731
+    _measure_first([spec, spec], store, None, report)
+    steps = [e for e in events if e["kind"] == "step"]
+    assert len(steps) == spec.steps and steps[-1]["step"] == spec.steps and steps[-1]["task"] == spec.id
+    assert [e for e in events if e["kind"] == "measured"] == [
+        {"kind": "measured", "task": spec.id, "status": "completed", "seconds": events[-1]["seconds"], "done": 1,
+         "total": 1}]
+    assert store.load_trajectory(spec, "torch") is not None
+    events.clear()
+    _measure_first([spec], store, None, report)
+    assert events == []
