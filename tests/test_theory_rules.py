@@ -14,7 +14,7 @@ from eosbench.catalog import Catalog
 from eosbench.cli import main
 from eosbench.measure import measure
 from eosbench.oracle import build_oracle
-from eosbench.predictor import Budget
+from eosbench.predictor import Budget, NotApplicable
 from eosbench.registry import Registry
 from eosbench.results import ResultRecord
 from eosbench.scoring import spearman
@@ -232,9 +232,11 @@ def test_threshold_neuron_labels_and_final_sharpness_on_xy():
 def test_threshold_neuron_on_the_sparse_coding_net_predicts_negative_biases():
     spec = sparse_plan(CATALOG.get("sparse-coding-relu"), every=40)
     trajectory = measure(spec)
-    prediction = predictor("threshold-neuron").predict(problem_of(spec, trajectory))
-    assert prediction.diagnostics["eta_star"] == pytest.approx(2 / trajectory.series("sharpness").iloc[0])
-    assert prediction.diagnostics["bias_learned"] and spec.optimizer.lr > prediction.diagnostics["eta_star"]
+    eta_star = 2 / trajectory.series("sharpness").iloc[0]
+    assert spec.optimizer.lr > eta_star
+    # above η* the theory's claim is about the biases, which no scored series measures: it declines the task
+    with pytest.raises(NotApplicable, match=f"η\\* = {eta_star:.3g}"):
+        predictor("threshold-neuron").predict(problem_of(spec, trajectory))
     d, m = spec.data.dim, spec.model.width
     assert trajectory.checkpoint(spec.steps)[d * m:d * m + m].mean() < -0.3  # threshold units
     assert trajectory.series("sharpness").iloc[-1] < trajectory.threshold
