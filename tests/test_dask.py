@@ -29,10 +29,13 @@ def scores(record: dict) -> bytes:
     """The record without what legitimately differs between two runs: timestamps and wall-clock costs."""
     view = {k: v for k, v in record.items() if k not in ("created",)}
     view["tracks"] = json.loads(json.dumps(record["tracks"]))
+    timed = ("wall_seconds", "grad_equivalents", "cost_ratio", "budget_class")  # from timings (cost ratios are timed)
     for track in view["tracks"].values():
-        track["aggregate"].pop("wall_seconds", None)
+        for key in timed:
+            track["aggregate"].pop(key, None)
         for task in track.get("tasks", {}).values():
-            task.get("cost", {}).pop("wall_seconds", None)
+            for key in timed:
+                task.get("cost", {}).pop(key, None)
     return json.dumps(view, sort_keys=True).encode()
 
 
