@@ -42,7 +42,9 @@ from eosbench.trajectory import Trajectory
 from eosbench.validation import validate_prediction
 
 REFERENCE = "gradient-flow"
-Progress = Callable[[str], None]
+Progress = Callable[..., None]
+"""``on_event(message, **info)``: a line to show, and (for finished work) ``kind`` ("measured" or "unit"),
+``task``, ``status``, ``seconds``, ``done``, ``total`` and for units ``predictor`` and ``track``."""
 
 
 # ------------------------------------------------------------------------------ units (run by an executor)
@@ -126,9 +128,9 @@ class RunContext:
     trajectories: dict[str, Trajectory] = field(default_factory=dict)  # ground truth read in this run, by task id
     unavailable: dict[str, str] = field(default_factory=dict)  # task id -> why its data is missing
 
-    def say(self, message: str) -> None:
+    def say(self, message: str, **info: Any) -> None:
         if self.on_event is not None:
-            self.on_event(message)
+            self.on_event(message, **info) if info else self.on_event(message)
 
 
 def _unmeasured(specs: list[TaskSpec], ctx: RunContext) -> list[TaskSpec]:
@@ -164,10 +166,17 @@ def measure_missing(specs: list[TaskSpec], ctx: RunContext) -> None:
         return
     def keep(index: int, result: Any, done: int, total: int) -> None:
         _keep_measurement(todo[index], result, ctx)
-        ctx.say(f"measured {done}/{total} tasks")
+        _say_measured(ctx, todo[index], result, done, total)
 
-    executor = ctx.executor if ctx.executor.remote else LocalExecutor(1)
+    executor = ctx.executor if ctx.executor.remote else LocalExecutor(1, threads=getattr(ctx.executor, "threads", None))
     executor.map(measure_unit, [(s, ctx.data_dir, executor.threads_per_unit) for s in todo], on_done=keep)
+
+
+def _say_measured(ctx: RunContext, spec: TaskSpec, result: Any, done: int, total: int) -> None:
+    status = result.outcome if isinstance(result, Trajectory) else "data unavailable"
+    seconds = result.meta.get("wall_time_s") if isinstance(result, Trajectory) else None
+    ctx.say(f"measured {done}/{total} tasks", kind="measured", task=spec.id, status=status, seconds=seconds,
+            done=done, total=total)
 
 
 def ground_truth(spec: TaskSpec, ctx: RunContext) -> Trajectory:
@@ -287,10 +296,13 @@ def _predict_all(units: list[Unit], ctx: RunContext) -> list[UnitOutcome]:
         """Store each result as it arrives (a task's measurement always arrives before its predictions)."""
         if index < len(unmeasured):
             _keep_measurement(unmeasured[index], result, ctx)
-        else:
-            unit = to_run[index - len(unmeasured)]
-            prepared[_unit_key(unit)] = _finish(unit, result, ctx)
-        ctx.say(f"finished {done}/{total} units")
+            _say_measured(ctx, unmeasured[index], result, done, total)
+            return
+        unit = to_run[index - len(unmeasured)]
+        outcome = prepared[_unit_key(unit)] = _finish(unit, result, ctx)
+        seconds = sum(p["cost"].get("wall_seconds", 0.0) for p in outcome.payloads.values()) or None
+        ctx.say(f"finished {done}/{total} units", kind="unit", task=unit[2].id, predictor=unit[0].name,
+                track=unit[3], status=outcome.status, seconds=seconds, done=done, total=total)
 
     ctx.executor.map_calls(calls, on_done=keep)
     ctx.outcomes.update(prepared)
