@@ -135,8 +135,8 @@ def test_crashing_plugin_on_dask_fails_only_its_tasks(tmp_path):
                                        str(PLUGINS / "broken.py"), "--tasks", "quadratic-stable", "--json",
                                        "--track", "trajectory", "--executor", "dask", "--workers", "1"],
                                 catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    task = json.loads(result.output)["tracks"]["trajectory"]["tasks"]["quadratic-stable"]
+    assert result.exit_code == 1, result.output  # every task failed: said, and exit 1
+    task = json.loads(result.stdout)["tracks"]["trajectory"]["tasks"]["quadratic-stable"]
     assert task["status"] == "failed" and "died" in task["error"]
 
 
