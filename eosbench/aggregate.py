@@ -30,6 +30,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from eosbench.scoring import spearman
 from eosbench.tracks import REGIMES
 
 BUDGET_CLASSES: tuple[tuple[str, float], ...] = (("≤0.1×", 0.1), ("≤1×", 1.0), (">1×", math.inf))
@@ -136,3 +137,19 @@ def aggregate(tasks: dict[str, dict]) -> dict:
         "horizon": horizon, "horizon_reference": reference,
         "crossing_horizon": {s: crossing(c, reference.get(s, {})) for s, c in horizon.items() if s in reference},
     }
+
+
+def phase_summary(families: dict[str, dict]) -> dict:
+    """A predictor's phase track over its sweep families: mean label accuracy and critical-value error over
+    families, and Spearman's ρ of ordinal answers pooled over every family's members (e.g. the whole
+    learning-rate × batch-size grid)."""
+    accuracies = [f["metrics"]["phase_accuracy"] for f in families.values() if "phase_accuracy" in f["metrics"]]
+    crit = [f["metrics"]["critical_c_error"] for f in families.values() if "critical_c_error" in f["metrics"]]
+    summary = {"phase_accuracy": float(np.mean(accuracies)) if accuracies else math.nan,
+               "critical_c_error": float(np.mean(crit)) if crit else math.nan, "families": len(families)}
+    pooled = [f for f in families.values() if "predicted_max_sharpness" in f]
+    if pooled:
+        summary["max_sharpness_spearman"] = spearman(
+            {k: v for f in pooled for k, v in f["predicted_max_sharpness"].items()},
+            {k: v for f in pooled for k, v in f["measured_max_sharpness"].items()})
+    return summary

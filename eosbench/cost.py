@@ -22,6 +22,9 @@ from typing import Any
 import numpy as np
 
 from eosbench.oracle import Oracle
+from eosbench.spec import TaskSpec
+from eosbench.tracks import requested_steps
+from eosbench.trajectory import Trajectory
 
 KINDS = ("losses", "grads", "hvps", "d3s")
 """The oracle counters that carry a cost (the fields of :class:`eosbench.oracle.Counters`)."""
@@ -99,3 +102,15 @@ def cost_ratio(grad_eq: float, t0: int, t_end: int) -> float:
     """A prediction's gradient-equivalents over the cost of running gradient descent from t0 to t_end
     (t_end − t0 gradients, at least 1)."""
     return float(grad_eq) / max(int(t_end) - int(t0), 1)
+
+
+def unit_cost(payloads: dict[int, dict], spec: TaskSpec, trajectory: Trajectory, track: str) -> dict[str, float]:
+    """A unit's counters and wall time summed over its forecast origins, in gradient-equivalents (by the
+    task's measured ratios, ``trajectory.meta["cost_ratios"]``), and as a ratio to the GD run over the same
+    steps (``gd_steps`` gradients)."""
+    keys = sorted({k for p in payloads.values() for k in p["cost"]})
+    cost = {k: float(sum(p["cost"].get(k, 0) for p in payloads.values())) for k in keys}
+    cost["grad_equivalents"] = grad_equivalents(cost, trajectory.meta.get("cost_ratios", {}))
+    cost["gd_steps"] = float(sum(int(requested_steps(track, spec, trajectory, t0).max()) - t0 for t0 in payloads))
+    cost["cost_ratio"] = cost["grad_equivalents"] / max(cost["gd_steps"], 1.0)
+    return cost

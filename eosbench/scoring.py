@@ -41,6 +41,7 @@ origin row scores ≈ −1. The unit's ``score`` is the mean of its metrics' ski
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -49,7 +50,15 @@ from scipy.stats import spearmanr
 from eosbench.predictor import Prediction
 from eosbench.series import LOSS_FLOOR, floored_log, smooth
 from eosbench.spec import TaskSpec
-from eosbench.tracks import forecast_origins, label_series, measured_frame, requested_steps, task_regime
+from eosbench.tracks import (
+    critical_values,
+    forecast_origins,
+    label_series,
+    measured_frame,
+    phase_label,
+    requested_steps,
+    task_regime,
+)
 from eosbench.trajectory import Trajectory
 
 __all__ = ["LOSS_FLOOR", "smooth", "bounded_skill", "score_unit", "failed_unit"]
@@ -309,6 +318,58 @@ def _mean_over_origins(rows: list[dict]) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ phase track
+@dataclass
+class SweepAnswer:
+    """One member of a sweep family: its measured run (None: its data is unavailable) and the answer."""
+
+    spec: TaskSpec
+    trajectory: Trajectory | None
+    status: str
+    scalars: dict | None
+    error: str | None
+
+
+def score_sweep(members: list[SweepAnswer]) -> dict | None:
+    """A sweep family on the phase track: labels, accuracy and critical values (a member the predictor
+    failed on counts as wrong), and the rank correlation of ordinal ``max_sharpness`` answers. None when
+    the theory applies to none of its members."""
+    if members and all(m.status == "not-applicable" for m in members):
+        return None
+    measured, predicted, values, errors = {}, {}, [], {}
+    predicted_critical: dict[str, float] = {}
+    predicted_max, measured_max = {}, {}
+    for m in members:
+        if m.trajectory is None:
+            continue
+        measured[m.spec.id] = phase_label(m.trajectory)
+        if len(m.trajectory.series("sharpness")):
+            measured_max[m.spec.id] = float(m.trajectory.series("sharpness").max())
+        values.append((m.spec.id, m.spec.optimizer.c if m.spec.optimizer.c is not None else m.spec.optimizer.lr))
+        if m.scalars is not None:
+            if "phase" in m.scalars:
+                predicted[m.spec.id] = m.scalars["phase"]
+            predicted_critical.update(m.scalars.get("critical_c") or {})
+            if m.scalars.get("max_sharpness") is not None:
+                predicted_max[m.spec.id] = float(m.scalars["max_sharpness"])
+        elif m.error:
+            errors[m.spec.id] = m.error
+    xs = [v for _, v in values]
+    measured_critical = critical_values(xs, [measured[i] for i, _ in values])
+    if not predicted_critical and len(predicted) == len(values):
+        predicted_critical = critical_values(xs, [predicted[i] for i, _ in values])
+    ordinal_only = bool(predicted_max) and not predicted and not predicted_critical
+    metrics = {} if ordinal_only else phase_metrics(predicted, measured, predicted_critical, measured_critical, xs)
+    if predicted_max:
+        metrics["max_sharpness_spearman"] = spearman(predicted_max, measured_max)
+    out = {"sweep": "c" if members[0].spec.optimizer.c is not None else "lr", "values": dict(values),
+           "measured": measured, "predicted": predicted, "measured_critical": measured_critical,
+           "predicted_critical": predicted_critical, "status": {m.spec.id: m.status for m in members},
+           "errors": errors, "family_params": dict(members[0].spec.family_params), "metrics": metrics}
+    if predicted_max:
+        out.update(predicted_max_sharpness=predicted_max, measured_max_sharpness=measured_max)
+    return out
+
+
 def phase_metrics(predicted: dict[str, str], measured: dict[str, str], predicted_critical: dict[str, float],
                   measured_critical: dict[str, float], values: list[float]) -> dict[str, float]:
     """Label accuracy over a sweep's members and the mean |log ratio| of the critical values. A measured
