@@ -208,13 +208,13 @@ class Store:
             return 0
         for tmp in self.root.glob("**/.tmp-*"):
             pid = _writer_pid(tmp.name)
-            if pid is None or not _alive(pid):
+            if pid is None or not pid_alive(pid):
                 shutil.rmtree(tmp, ignore_errors=True)
                 removed += 1
         for old in self.root.glob("**/.old-*"):
             pid = _writer_pid(old.name)
             target = _old_target(old)
-            if (pid is not None and _alive(pid)) or target is None or not old.exists():
+            if (pid is not None and pid_alive(pid)) or target is None or not old.exists():
                 continue
             with entry_lock(old.parent / target):
                 _restore_leftovers(old.parent / target)
@@ -249,7 +249,8 @@ def _check_components(*parts: str) -> None:
                                 "or hold a path separator).")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (the writer of a temporary folder, say)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

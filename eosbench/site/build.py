@@ -31,7 +31,7 @@ from eosbench.site.data import (BUDGET_TEXT, BUDGETS, FORECAST_TRACKS, METRIC_TE
                                 Published, load_published, metric_label, metric_text, number, ordered_metrics, paper_link,
                                 ranking_table, regime_rows, slug, standings)
 from eosbench.site.figures import colors, horizon_figure, pareto_figure, phase_figures, profile_figure, task_figure
-from eosbench.store import Store
+from eosbench.store import Store, pid_alive
 
 MARKER = ".eosbench-site"
 """Written into every built site; the builder only ever deletes a folder that has it (or an empty one)."""
@@ -79,23 +79,13 @@ def _prepare(out: Path) -> None:
         (out / folder).mkdir()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _recover(out: Path) -> None:
     """Clean up after builds that were killed: their temporary sites are removed, and a previous site left
     aside by a kill between the two renames of :func:`_swap` is put back (or removed, if ``out`` exists)."""
     for kind in ("tmp", "old"):
         for path in sorted(out.parent.glob(f".{glob.escape(out.name)}.{kind}-*")):
             pid = path.name.rpartition("-")[2]
-            if not pid.isdigit() or _pid_alive(int(pid)) or not (path / MARKER).exists():
+            if not pid.isdigit() or pid_alive(int(pid)) or not (path / MARKER).exists():
                 continue
             if kind == "old" and not out.exists():
                 path.rename(out)
