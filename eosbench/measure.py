@@ -172,10 +172,11 @@ def ensure_trajectory(spec: TaskSpec, store: Store, *, backend: str = "torch", f
 
     Returns the trajectory and whether it came from the cache.
     """
-    if not force:
-        cached = store.load_trajectory(spec, backend)
-        if cached is not None:
-            return cached, True
-    trajectory = measure(spec, backend=backend, data_dir=data_dir, on_step=on_step)
-    store.save_trajectory(spec, trajectory, backend, replace=force)
+    with store.measuring(spec, backend):  # a concurrent measurement of the same task waits, then reads it
+        if not force:
+            cached = store.load_trajectory(spec, backend)
+            if cached is not None:
+                return cached, True
+        trajectory = measure(spec, backend=backend, data_dir=data_dir, on_step=on_step)
+        store.save_trajectory(spec, trajectory, backend, replace=force)
     return trajectory, False

@@ -191,6 +191,19 @@ class Store:
     def load_trajectory(self, spec: TaskSpec, backend: str = "torch") -> Trajectory | None:
         return self.trajectory_by_hash(spec.id, spec_hash(spec, backend))
 
+    @contextmanager
+    def measuring(self, spec: TaskSpec, backend: str = "torch") -> Iterator[None]:
+        """Held while one process measures ``spec``: a second measurement of the same entry waits, then
+        finds it stored (a lock file of its own, so the entry's write lock can be taken inside it)."""
+        final = self.trajectory_dir(spec, backend)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with open(final.parent / f".measuring-{final.name}", "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
     def save_trajectory(self, spec: TaskSpec, trajectory: Trajectory, backend: str = "torch",
                         replace: bool = False) -> Path:
         final = self.trajectory_dir(spec, backend)

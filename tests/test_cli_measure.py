@@ -132,3 +132,13 @@ def test_measurement_with_sharpness_off_is_summarized_labelled_and_plotted(env):
     trajectory = Store().load_trajectory(Catalog().get("quad"))
     assert "sharpness" not in trajectory.frame and phase_label(trajectory) == "monotone"
     assert invoke("plot", "quad", "-o", str(env / "quad.png")).exit_code == 0
+
+
+def test_two_concurrent_measurements_of_one_task_measure_it_once(tmp_path):
+    """The second process waits for the first and reads its entry (issue: both redid all the work)."""
+    env = {**os.environ, "EOSBENCH_HOME": str(tmp_path)}
+    command = [sys.executable, "-m", "eosbench.cli", "measure", "quadratic-stable", "--json"]
+    procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sorted(o["tasks"][0]["cached"] for o in outputs) == [False, True]
