@@ -190,8 +190,9 @@ def _main_script_hidden() -> Iterator[None]:
 def results_frame(records: dict | Iterable[dict]) -> "pd.DataFrame":
     """Result records (of :func:`run`, ``eosbench run --json`` or ``leaderboard/results/*.json``) as one
     row per (predictor, track, task), or per (predictor, phase, family) on the phase track: ``status``,
-    ``error``, each metric under its own name (errors: lower is better), ``skill_<metric>`` (1 − error over
-    gradient flow's: higher is better) and ``cost_<counter>``."""
+    ``error``, ``regime``, ``score`` (the bounded skill against gradient flow in [−1, 1]: higher is
+    better), each metric under its own name (errors: lower is better), ``skill_<metric>`` (bounded, see
+    docs/scoring.md) and ``cost_<entry>`` (counters, ``cost_grad_equivalents``, ``cost_cost_ratio``)."""
     import pandas as pd
 
     records = [records] if isinstance(records, dict) else list(records)
@@ -209,7 +210,7 @@ def results_frame(records: dict | Iterable[dict]) -> "pd.DataFrame":
                 continue
             for task, t in result.get("tasks", {}).items():
                 rows.append({**who, "track": track, "task": task, "status": t.get("status"), "error": t.get("error"),
-                             **_numbers(t.get("metrics", {})), **_numbers(t.get("skill", {}), "skill_"),
+                             "regime": t.get("regime"), "score": t.get("score"), **_numbers(t.get("metrics", {})), **_numbers(t.get("skill", {}), "skill_"),
                              **_numbers(t.get("cost", {}), "cost_")})
     frame = pd.DataFrame(rows, columns=None if rows else ["predictor", "version", "track", "task", "status", "error"])
     frame.attrs["records"] = records
