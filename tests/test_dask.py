@@ -23,6 +23,15 @@ from eosbench.store import Store
 pytest.importorskip("distributed")
 PLUGINS = Path(__file__).parent / "plugins"
 FAST_TINY = ["quadratic-stable", "quadratic-diverging", "uv@c=2.5", "uv@c=4.5", "xy-above", "chain-depth2"]
+TWO_TINY = ["quadratic-diverging", "uv@c=2.5"]  # a diverging run and a catapult: both predictors, both tracks
+
+
+@pytest.fixture(scope="module")
+def dask_executor():
+    """One two-worker local cluster for the module (starting one and warming its workers takes ≈ 15 s)."""
+    executor = DaskExecutor(workers=2)
+    yield executor
+    executor.close()
 
 
 def scores(record: dict) -> bytes:
@@ -62,10 +71,10 @@ def assert_close_trees(a, b, rtol: float, path: str = "") -> None:
         assert a == b, path
 
 
-def check_same_scores(tmp_path: Path, task_args: list[str], rtol: float = 0.0) -> None:
+def check_same_scores(tmp_path: Path, task_args: list[str], rtol: float = 0.0, dask_args=("--workers", "2")) -> None:
     """The Dask run's records equal the local run's: byte for byte, or (``rtol`` > 0) to that tolerance."""
     local = run_cli(tmp_path / "local", *task_args, "--jobs", "1")
-    dask = run_cli(tmp_path / "dask", *task_args, "--executor", "dask", "--workers", "2")
+    dask = run_cli(tmp_path / "dask", *task_args, "--executor", "dask", *dask_args)
     assert [r["predictor"]["name"] for r in dask] == ["gradient-flow", "eos-clamp"]
     for a, b in zip(local, dask):
         if rtol:
@@ -75,56 +84,61 @@ def check_same_scores(tmp_path: Path, task_args: list[str], rtol: float = 0.0) -
         assert all(t["status"] in ("ok", "not-applicable") for t in b["tracks"]["trajectory"]["tasks"].values())
 
 
-def test_map_calls_passes_results_on_and_reports_each_as_it_arrives():
+def test_map_calls_passes_results_on_and_reports_each_as_it_arrives(dask_executor):
     calls = [(operator.add, (1, 2)), (operator.mul, (ResultOf(0), 10)), (operator.truediv, (1, 0)),
              (operator.neg, (ResultOf(2),))]
-    dask = DaskExecutor(workers=2)
-    try:
-        for executor in (LocalExecutor(1), LocalExecutor(2), dask):
-            seen: dict = {}
-            results = executor.map_calls(calls, on_done=lambda i, result, done, total: seen.update({i: result}))
-            assert results[:2] == [3, 30]
-            assert isinstance(results[2], ZeroDivisionError) and isinstance(results[3], ZeroDivisionError)
-            assert seen.keys() == {0, 1, 2, 3} and seen[1] == 30
-    finally:
-        dask.close()
+    for executor in (LocalExecutor(1), LocalExecutor(2), dask_executor):
+        seen: dict = {}
+        results = executor.map_calls(calls, on_done=lambda i, result, done, total: seen.update({i: result}))
+        assert results[:2] == [3, 30]
+        assert isinstance(results[2], ZeroDivisionError) and isinstance(results[3], ZeroDivisionError)
+        assert seen.keys() == {0, 1, 2, 3} and seen[1] == 30
 
 
-def test_dask_run_gives_the_local_scores(tmp_path):
-    check_same_scores(tmp_path, [arg for t in FAST_TINY for arg in ("--tasks", t)])
+def test_dask_run_gives_the_local_scores(tmp_path, dask_executor):
+    """Two tiny tasks, on the module's cluster (``--address``); ``--workers`` starting a cluster of its own
+    is exercised by the crashing-plugin test below."""
+    address = dask_executor.cluster.scheduler_address
+    check_same_scores(tmp_path, [arg for t in TWO_TINY for arg in ("--tasks", t)], dask_args=("--address", address))
 
 
 @pytest.mark.slow
 def test_dask_run_gives_the_local_scores_on_the_tiny_suite(tmp_path):
     """On the larger tiny tasks a two-thread local run and one-thread Dask workers round a few reductions
-    differently (scores then differ by ~1e-15 relative); the tasks of the default test agree bit for bit."""
+    differently (scores then differ by ~1e-15 relative); the tasks of the default tests agree bit for bit.
+    Default-run cover: test_dask_run_gives_the_local_scores (same code on two tiny tasks)."""
     check_same_scores(tmp_path, ["--suite", "tiny"], rtol=1e-12)
 
 
-def test_killed_worker_is_replaced_and_the_run_completes(tmp_path):
+@pytest.mark.slow
+def test_dask_run_gives_the_local_scores_on_the_fast_tiny_tasks(tmp_path):
+    """Default-run cover: test_dask_run_gives_the_local_scores (same code on two of these six tasks)."""
+    check_same_scores(tmp_path, [arg for t in FAST_TINY for arg in ("--tasks", t)])
+
+
+def test_killed_worker_is_replaced_and_the_run_completes(tmp_path, dask_executor):
+    """A worker of the module's cluster is killed mid-prediction; its nanny replaces it (so the cluster is
+    whole again for any test after this one)."""
     catalog = Catalog()
-    specs = [catalog.get(t) for t in FAST_TINY[:4]]
+    specs = [catalog.get(t) for t in FAST_TINY[:2]]
     ref = Registry(plugins=[str(PLUGINS / "slow.py")]).get("slow-constant")
-    executor = DaskExecutor(workers=2)
-    try:
-        ctx = RunContext(store=Store(tmp_path), catalog=catalog, executor=executor)
-        worker_pids = executor.client.run(os.getpid)
-        record: dict = {}
-        runner = threading.Thread(target=lambda: record.update(run(ref, specs, ctx, tracks=["trajectory"])))
-        runner.start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # wait until a worker is busy predicting, then kill it
-            busy = [w for w, keys in executor.client.processing().items() if any("predict" in str(k) for k in keys)]
-            if busy:
-                os.kill(worker_pids[busy[0]], signal.SIGKILL)
-                break
-            time.sleep(0.02)
-        else:
-            pytest.fail("no prediction unit started within 60 s")
-        runner.join(timeout=180)
-        assert not runner.is_alive()
-    finally:
-        executor.close()
+    executor = dask_executor
+    ctx = RunContext(store=Store(tmp_path), catalog=catalog, executor=executor)
+    worker_pids = executor.client.run(os.getpid)
+    record: dict = {}
+    runner = threading.Thread(target=lambda: record.update(run(ref, specs, ctx, tracks=["trajectory"])))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until a worker is busy predicting, then kill it
+        busy = [w for w, keys in executor.client.processing().items() if any("predict" in str(k) for k in keys)]
+        if busy:
+            os.kill(worker_pids[busy[0]], signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("no prediction unit started within 60 s")
+    runner.join(timeout=180)
+    assert not runner.is_alive()
     tasks = record["tracks"]["trajectory"]["tasks"]
     assert set(tasks) == {s.id for s in specs}
     assert all(t["status"] == "ok" for t in tasks.values()), {k: t["error"] for k, t in tasks.items()}
