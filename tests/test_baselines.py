@@ -1,12 +1,9 @@
 """The first baselines against closed forms, and the published GF-vs-clamp phenomenon end to end."""
 
-import json
-
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from eosbench.cli import main
+from eosbench.catalog import Catalog
 from eosbench.flows import integrate_gradient_flow
 from eosbench.measure import measure
 from eosbench.oracle import build_oracle
@@ -103,35 +100,20 @@ def test_stability_rule_admissible_step_and_divergence():
     assert stable.scalars["phase"] == "monotone" and stable.scalars["final_sharpness"] <= 2 / 0.2
 
 
-@pytest.fixture(scope="module")
-def digits_records(tmp_path_factory):
-    """gradient-flow and eos-clamp on the digits EoS task through the CLI (the whole pipeline)."""
-    import os
-
-    os.environ.setdefault("EOSBENCH_HOME", str(tmp_path_factory.mktemp("home")))
-    out = {}
-    for name in ("gradient-flow", "eos-clamp"):
-        result = CliRunner().invoke(main, ["run", name, "--tasks", "digits-mlp-tanh-eos", "--track", "trajectory",
-                                           "--json"], catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        out[name] = json.loads(result.output)
-    return out
-
-
-def test_gradient_flow_matches_clamp_before_onset_and_loses_after(digits_records):
-    """Cohen et al. (2021): GD tracks gradient flow until the sharpness reaches 2/η, then hovers at 2/η."""
-    from eosbench.catalog import Catalog
+def test_gradient_flow_matches_clamp_before_onset_and_loses_after(measured, measured_run):
+    """Cohen et al. (2021): GD tracks gradient flow until the sharpness reaches 2/η, then hovers at 2/η.
+    gradient-flow and eos-clamp run on the digits EoS task through the CLI (the whole pipeline), in the
+    session's measured store."""
     from eosbench.scoring import sharpness_error, smooth
-    from eosbench.store import Store
-    from eosbench.store import load_predictions
 
-    spec = Catalog().get("digits-mlp-tanh-eos")
-    trajectory = Store().load_trajectory(spec)
+    task_id = "digits-mlp-tanh-eos"
+    spec = Catalog().get(task_id)
+    trajectory = measured(task_id)
     onset = trajectory.onset_step()
     smoothed = smooth(trajectory.frame["sharpness"], spec.scoring.smoothing)
-    registry = Registry()
-    frames = {name: load_predictions(Store().predictions_of(registry.get(name), spec, "trajectory", "torch"))[0]["frame"]
-              for name in ("gradient-flow", "eos-clamp")}
+    records, frames = {}, {}
+    for name in ("gradient-flow", "eos-clamp"):
+        records[name], frames[name] = measured_run(name, task_id)
     flow_sharpness = frames["gradient-flow"]["sharpness"].dropna()
     flow_onset = flow_sharpness.index[flow_sharpness >= trajectory.threshold][0]
     before = min(onset, flow_onset)  # the two forecasts are identical until the flow itself crosses 2/η
@@ -141,5 +123,5 @@ def test_gradient_flow_matches_clamp_before_onset_and_loses_after(digits_records
     gf, clamp = errors["gradient-flow"], errors["eos-clamp"]
     assert gf[0] <= clamp[0] and gf[0] < 0.05  # before the onset GD follows the flow (error < 5% of 2/η)
     assert clamp[1] < gf[1] / 3  # after the onset GD hovers at 2/η: the clamp is far better
-    skill = digits_records["eos-clamp"]["tracks"]["trajectory"]["tasks"]["digits-mlp-tanh-eos"]["skill"]
+    skill = records["eos-clamp"]["tracks"]["trajectory"]["tasks"][task_id]["skill"]
     assert skill["sharpness_error"] > 0.5

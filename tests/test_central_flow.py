@@ -19,7 +19,7 @@ from eosbench.sdcp import SDCPError, apply, residuals, solve_sdcp
 from eosbench.tracks import make_problem
 from tests.helpers import task
 
-pytestmark = pytest.mark.timeout(1800)  # the digits fixture: ≈ 2 min on a quiet 2-core machine, far more when shared
+pytestmark = pytest.mark.timeout(1800)  # the digits fixtures: ≈ 25 s (default) and ≈ 1.5 min (slow) quiet, far more when shared
 CF = Registry().get("central-flow").load()
 CriticalBlock = importlib.import_module(CF.__module__).CriticalBlock
 
@@ -77,19 +77,24 @@ def test_one_critical_eigenvalue_gives_the_closed_form():
             assert abs(gs @ oracle.to_numpy(velocity)) <= 1e-8 * lr * np.linalg.norm(gs) * np.linalg.norm(g)
 
 
-def _digits(dtype: str):
-    """The tiny digits tanh MLP at η = 0.5 (2/η = 4) in ``dtype``."""
-    return Catalog().get("digits-mlp-tanh-eos").model_copy(update={"dtype": dtype})
+SHORT = 200  # steps of the default tests' run: GD's onset (step 100) and the 100 steps after it
 
 
-def _digits_run(dtype: str):
-    """GD measured on the digits task in ``dtype``, the central flow with θ kept at the checkpoints, and
-    gradient flow integrated from checkpoint to checkpoint (losses and θ). One thread: the small products
-    of this model run faster that way on a shared machine, and float32 sums are then reproducible."""
+def _digits(dtype: str, steps: int | None = None):
+    """The tiny digits tanh MLP at η = 0.5 (2/η = 4) in ``dtype``, its first ``steps`` steps (default all 400)."""
+    spec = Catalog().get("digits-mlp-tanh-eos")
+    return spec.model_copy(update={"dtype": dtype, "steps": steps or spec.steps})
+
+
+def _digits_run(measured, dtype: str, steps: int | None = None):
+    """GD measured on the digits task in ``dtype`` (in the session's store), the central flow with θ kept at
+    the checkpoints, and gradient flow integrated from checkpoint to checkpoint (losses and θ). One thread:
+    the small products of this model run faster that way on a shared machine, and float32 sums are then
+    reproducible."""
     with one_thread():
-        spec = _digits(dtype)
+        spec = _digits(dtype, steps)
         oracle = build_oracle(spec)
-        trajectory = measure(spec, oracle=oracle)
+        trajectory = measured(spec)
         problem = make_problem("trajectory", spec, trajectory, oracle, 0, Budget())
         checkpoints = sorted(trajectory.checkpoints)
         cf = CF()
@@ -106,17 +111,26 @@ def _digits_run(dtype: str):
 
 
 @pytest.fixture(scope="module")
-def digits_run():
+def digits_run(measured):
     """Issue 5's checks run on GD measured in float32, the precision the field measures the edge of
     stability in (GPU float32, JAX's default) and that the issue's reference figures came from. In float64
     (the tiny tier's dtype, as published) GD leaves gradient flow some 30 steps later, see
-    :func:`test_float64_delays_gds_first_instability`, and the float64 checks are the slow test below."""
-    return _digits_run("float32")
+    :func:`test_float64_delays_gds_first_instability`, and the float64 checks are a slow test below.
+
+    The default tests run the first 200 steps (≈ 20 s of CPU, a third of the whole task: the flow's steps
+    past the onset are the costly ones); :func:`test_issue_5_on_the_whole_float32_task` (slow) runs all 400
+    and checks issue 5's numbers there."""
+    return _digits_run(measured, "float32", SHORT)
 
 
 @pytest.fixture(scope="module")
-def digits_run_float64():
-    return _digits_run("float64")
+def digits_run_full(measured):
+    return _digits_run(measured, "float32")
+
+
+@pytest.fixture(scope="module")
+def digits_run_float64(measured):
+    return _digits_run(measured, "float64")
 
 
 def _relative_errors(spec, trajectory, predicted, start):
@@ -135,44 +149,54 @@ def _check_mean_loss_error(run):
     assert cf.mean() <= gf.mean() / 3
 
 
+def _check_loss_line(run, start: int, bound: float = 0.08):
+    spec, trajectory, _, _, prediction, _, _ = run
+    steps, cf = _relative_errors(spec, trajectory, prediction.frame["loss"], start)
+    assert len(steps) and cf.max() < bound, (cf.max(), steps[cf.argmax()])
+
+
 def test_time_averaged_loss_matches_smoothed_gd_from_the_onset(digits_run):
-    """Issue 5: from GD's onset to the end, mean relative error < 5 % and at most a third of gradient
-    flow's, against the loss smoothed with σ = 20 steps (measured: 1.7 % vs 17.9 %)."""
+    """Issue 5 on the first 200 steps: from GD's onset to the end, mean relative error < 5 % and at most a
+    third of gradient flow's, against the loss smoothed with σ = 20 steps (measured: 2.6 % vs 10.2 %; on
+    the whole task 1.7 % vs 17.9 %, the slow test)."""
     _check_mean_loss_error(digits_run)
 
 
-def test_loss_error_stays_under_eight_percent_past_the_transient(digits_run):
-    """Issue 5: under 8 % at every step from 100 steps after the onset (measured: at most 7.9 %, at the
-    last step, where the smoothing window is one-sided; at most 6.5 % before step 396)."""
-    spec, trajectory, _, _, prediction, _, _ = digits_run
-    steps, cf = _relative_errors(spec, trajectory, prediction.frame["loss"], trajectory.onset_step() + 100)
-    assert cf.max() < 0.08, (cf.max(), steps[cf.argmax()])
+def test_loss_error_stays_under_eight_percent(digits_run):
+    """Issue 5's 8 % line, on the first 200 steps at every step from the onset (measured: at most 5.6 %).
+    On the whole task it holds from 100 steps after the onset (at most 7.9 %, at the last step, where the
+    smoothing window is one-sided; at most 6.5 % before step 396), the slow test."""
+    _check_loss_line(digits_run, digits_run[1].onset_step())
 
 
-def _check_sharpness_held(run):
+def _check_sharpness_held(run, count: int):
     _, trajectory, problem, run, prediction, _, _ = run
     onset = prediction.scalars["onset_step"]
     assert abs(onset - trajectory.onset_step()) <= 8  # the flow activates as λ₁ comes within dt·η·α of 2/η
     after = prediction.frame.loc[onset:, "sharpness"].dropna()
-    assert len(after) > 50
+    assert len(after) > count
     np.testing.assert_allclose(after, 2 / problem.lr, rtol=1e-2)
     np.testing.assert_allclose(run.series["sharpness"][onset + 1 - problem.t0:], 2 / problem.lr, rtol=1e-3)
 
 
 def test_sharpness_is_held_at_two_over_eta(digits_run):
-    _check_sharpness_held(digits_run)
+    _check_sharpness_held(digits_run, count=20)  # the 200-step run measures it at 26 steps past the onset
 
 
-def test_it_is_gradient_flow_before_the_onset(digits_run):
-    """Before its onset no eigenvalue is critical, X = 0 and the flow is GF (Euler, 4 substeps, against
-    the RK4 of the gradient-flow baseline)."""
-    _, _, _, run, prediction, gf_loss, _ = digits_run
+def _check_gradient_flow_before_the_onset(run):
+    _, _, _, run, prediction, gf_loss, _ = run
     onset = prediction.scalars["onset_step"]
     assert not any(run.series["trace_x"][:onset])
     before = [s for s in prediction.frame.index if s < onset]
     cf = prediction.frame.loc[before, "loss"].to_numpy()
     gf = np.array([gf_loss[s] for s in before])
     assert np.max(np.abs(cf - gf) / gf) < 0.015
+
+
+def test_it_is_gradient_flow_before_the_onset(digits_run):
+    """Before its onset no eigenvalue is critical, X = 0 and the flow is GF (Euler, 4 substeps, against
+    the RK4 of the gradient-flow baseline)."""
+    _check_gradient_flow_before_the_onset(digits_run)
 
 
 def _distance_ratios(run, start):
@@ -183,13 +207,19 @@ def _distance_ratios(run, start):
             / np.linalg.norm(gf_theta[s] - trajectory.checkpoint(s)) for s in steps}
 
 
+def _check_closer_than_gradient_flow(run, count: int):
+    onset = run[1].onset_step()
+    ratios = _distance_ratios(run, onset)
+    assert len(ratios) >= count
+    assert max(ratios.values()) < 0.9, ratios
+    assert max(r for s, r in ratios.items() if s >= onset + 100) < 0.4, ratios
+
+
 def test_it_stays_closer_to_gd_than_gradient_flow(digits_run):
     """Weight-space distance to GD's checkpoints, at every one from the onset (measured ratios to
-    gradient flow's 0.78, 0.64, 0.31, 0.29, 0.25, 0.22, 0.20 at steps 100–400)."""
-    ratios = _distance_ratios(digits_run, digits_run[1].onset_step())
-    assert len(ratios) >= 6
-    assert max(ratios.values()) < 0.9, ratios
-    assert max(r for s, r in ratios.items() if s >= digits_run[1].onset_step() + 100) < 0.4, ratios
+    gradient flow's 0.78, 0.64, 0.31 at steps 100–200; on the whole task 0.29, 0.25, 0.22, 0.20 follow at
+    steps 250–400, the slow test)."""
+    _check_closer_than_gradient_flow(digits_run, count=3)
 
 
 def _first_instability(trajectory):
@@ -200,19 +230,46 @@ def _first_instability(trajectory):
     return first, float(sharpness[(sharpness.index >= onset) & (sharpness.index <= first)].max())
 
 
-def test_float64_delays_gds_first_instability(digits_run):
+def test_float64_delays_gds_first_instability(digits_run, measured):
     """Past 2/η the oscillation along the top eigenvector grows from what rounding left there, ~1e-16 in
     float64 against ~1e-7 in float32: in float64 GD keeps following gradient flow for 75 steps past the
     onset (to step 175, the sharpness reaching 6.18 = 1.54 × 2/η) against 44 in float32 (step 144, 5.43).
     This overshoot, which the central flow does not model by design, is what puts the float64 task outside
     issue 5's 8 % line and its weight-distance line at onset + 50 (the slow tests below)."""
-    with one_thread():
-        spec = _digits("float64")
-        float64 = measure(spec, oracle=build_oracle(spec))
+    float64 = measured(_digits("float64"))  # the published task, measured once for the session
     float32 = digits_run[1]
     assert float64.onset_step() == float32.onset_step()
     (late, late_peak), (early, early_peak) = _first_instability(float64), _first_instability(float32)
     assert late >= early + 20 and late_peak > 1.1 * early_peak, (late, late_peak, early, early_peak)
+
+
+def _check_cost_per_step(run):
+    _, _, _, run, prediction, _, _ = run
+    series = run.series
+    k = np.array(series["k"][: len(series["d3s"])])
+    np.testing.assert_array_equal(series["d3s"], k * (k + 1) // 2)
+    assert np.median(series["hvps"]) <= 2 * 8 and np.mean(series["refreshes"]) < 0.5
+    assert set(prediction.diagnostics["cost_per_step"]) == {"grads", "hvps", "d3s", "solver_seconds", "refreshes"}
+
+
+def test_cost_per_step(digits_run):
+    """Third derivatives once per step (k(k+1)/2 of them), Rayleigh–Ritz on the tracked block per step,
+    warm LOBPCG refreshes rarely."""
+    _check_cost_per_step(digits_run)
+
+
+@pytest.mark.slow
+def test_issue_5_on_the_whole_float32_task(digits_run_full):
+    """Issue 5's acceptance numbers on all 400 steps (≈ 1 min of CPU). Default-run cover: the tests above,
+    the same code and checks on the first 200 steps. Mean loss error 1.7 % vs gradient flow's 17.9 %; under
+    8 % from onset + 100; distance ratios to gradient flow's 0.78, 0.64, 0.31, 0.29, 0.25, 0.22, 0.20 at
+    steps 100–400."""
+    _check_mean_loss_error(digits_run_full)
+    _check_loss_line(digits_run_full, digits_run_full[1].onset_step() + 100)
+    _check_sharpness_held(digits_run_full, count=50)
+    _check_gradient_flow_before_the_onset(digits_run_full)
+    _check_closer_than_gradient_flow(digits_run_full, count=6)
+    _check_cost_per_step(digits_run_full)
 
 
 @pytest.mark.slow
@@ -220,24 +277,14 @@ def test_float64_task(digits_run_float64):
     """The published (float64) task. Mean loss error 3.3 % vs gradient flow's 17.9 %, sharpness held; what
     the delayed instability costs: past onset + 100 the error peaks at 9.7 % (step 200, in GD's first
     catapult, 25 steps after it starts) and is under 8 % from step 205; the flow is farther from GD than
-    gradient flow at onset + 50 (0.19 vs 0.11, GD not yet unstable) and far closer from onset + 100 on."""
+    gradient flow at onset + 50 (0.19 vs 0.11, GD not yet unstable) and far closer from onset + 100 on.
+    Default-run cover: the float32 tests above (the same code on the first 200 steps)."""
     _check_mean_loss_error(digits_run_float64)
-    _check_sharpness_held(digits_run_float64)
+    _check_sharpness_held(digits_run_float64, count=50)
     spec, trajectory, _, _, prediction, _, _ = digits_run_float64
     steps, cf = _relative_errors(spec, trajectory, prediction.frame["loss"], trajectory.onset_step() + 100)
     assert cf.max() < 0.11 and cf[steps >= 205].max() < 0.08, (cf.max(), steps[cf.argmax()])
     assert max(_distance_ratios(digits_run_float64, trajectory.onset_step() + 100).values()) < 0.6
-
-
-def test_cost_per_step(digits_run):
-    """Third derivatives once per step (k(k+1)/2 of them), Rayleigh–Ritz on the tracked block per step,
-    warm LOBPCG refreshes rarely."""
-    _, _, _, run, prediction, _, _ = digits_run
-    series = run.series
-    k = np.array(series["k"][: len(series["d3s"])])
-    np.testing.assert_array_equal(series["d3s"], k * (k + 1) // 2)
-    assert np.median(series["hvps"]) <= 2 * 8 and np.mean(series["refreshes"]) < 0.5
-    assert set(prediction.diagnostics["cost_per_step"]) == {"grads", "hvps", "d3s", "solver_seconds", "refreshes"}
 
 
 def test_a_quadratic_above_two_over_eta_leaves_the_regime_without_crashing():

@@ -48,9 +48,9 @@ def catalog():
     return Catalog()
 
 
-def test_edge_of_stability_on_digits_mlp(catalog):
-    """Cohen et al. (2021): sharpness rises to 2/η and hovers there."""
-    traj = measure(catalog.get("digits-mlp-tanh-eos"))
+def test_edge_of_stability_on_digits_mlp(measured):
+    """Cohen et al. (2021): sharpness rises to 2/η and hovers there (measured once for the session)."""
+    traj = measured("digits-mlp-tanh-eos")
     assert traj.onset_step() is not None
     ratio = traj.frame["eos_ratio"].dropna()
     second_half = ratio[ratio.index >= traj.frame.index.max() / 2]

@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 
 from eosbench.catalog import Catalog
-from eosbench.flows import flow_for_problem
-from eosbench.measure import measure
 from eosbench.oracle import build_oracle
 from eosbench.predictor import Budget
 from eosbench.registry import Registry
@@ -34,10 +32,10 @@ def test_reduced_map_time_average_is_two_alpha_over_beta():
 
 
 @pytest.fixture(scope="module")
-def digits_run():
+def digits_run(measured):
     spec = Catalog().get("digits-mlp-tanh-eos")
     oracle = build_oracle(spec)
-    trajectory = measure(spec, oracle=oracle)
+    trajectory = measured(spec.id)
     problem = make_problem("trajectory", spec, trajectory, oracle, 0, Budget())
     return spec, trajectory, problem, SS().predict(problem)
 
@@ -53,12 +51,13 @@ def test_constrained_trajectory_holds_the_sharpness_at_two_over_eta(digits_run):
     assert np.median(series["hvps"]) <= 15 and np.median(series["d3s"]) <= 3
 
 
-def test_time_averaged_loss_beats_gradient_flow_after_the_onset(digits_run):
-    spec, trajectory, problem, prediction = digits_run
+def test_time_averaged_loss_beats_gradient_flow_after_the_onset(digits_run, measured_run):
+    """Against the gradient-flow baseline's forecast of the same problem (θ0, every step), as the session's
+    ``eosbench run gradient-flow`` stored it."""
+    spec, trajectory, _, prediction = digits_run
     onset = prediction.scalars["onset_step"]
     measured = smooth(trajectory.frame["loss"], spec.scoring.smoothing)
-    flow = flow_for_problem(problem)
-    gf = {r["step"]: r["loss"] for r in flow.rows}
+    gf = measured_run("gradient-flow", spec.id)[1]["loss"]
     steps = [s for s in prediction.frame.index if s >= onset and s in measured.index]
 
     def error(predicted):

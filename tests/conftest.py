@@ -1,0 +1,113 @@
+"""Fixtures shared by the test modules.
+
+- ``measured``: one measured store for the whole session. A task that several modules need measured (the
+  tiny digits MLP at the edge of stability above all, ≈ 10 s of CPU) is measured once, on one thread, into a
+  temporary ``EOSBENCH_HOME`` (``measured_home``) and loaded from there by every test that asks for it.
+- ``measured_run``: ``eosbench run`` of a predictor on such a task, through the command line into that same
+  store, once per session: the record, and the predictions left in the store for other tests to read.
+- ``home``: a private, empty ``EOSBENCH_HOME`` for one test.
+- ``env``: ``home`` plus a private tasks folder (``EOSBENCH_TASKS``) holding the tasks of ``env_tasks``: a
+  30-step quadratic ``quad`` unless the module (or a test, by parametrizing ``env_tasks``) overrides that
+  fixture with its own ``{id: YAML}``. They all form the suite ``tiny``, unless the mapping has an entry
+  ``suites`` (then the text of suites.yaml).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import quadratic_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def measured_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("measured-home")
+
+
+@pytest.fixture(scope="session")
+def measured_store(measured_home):
+    from eosbench.store import Store
+
+    return Store(measured_home)
+
+
+@pytest.fixture(scope="session")
+def measured(measured_store):
+    """``measured(task)`` → the stored trajectory of ``task`` (a standard task's id or a ``TaskSpec``),
+    measured on first use (one torch thread: the same bits whatever the machine) and read from the
+    session's store after that, so a caller gets its own copy."""
+    from eosbench.catalog import Catalog
+    from eosbench.linalg import one_thread
+    from eosbench.measure import ensure_trajectory
+
+    catalog = Catalog(REPO / "tasks")  # the standard tasks, whatever EOSBENCH_TASKS a test has set
+
+    def trajectory(task):
+        spec = catalog.get(task) if isinstance(task, str) else task
+        if not measured_store.has_trajectory(spec):
+            with one_thread():
+                ensure_trajectory(spec, measured_store)
+        return measured_store.load_trajectory(spec)
+
+    return trajectory
+
+
+@pytest.fixture(scope="session")
+def measured_run(measured, measured_home, measured_store):
+    """``measured_run(predictor, task_id)`` → ``(record, frame)``: the JSON record of ``eosbench run
+    <predictor> --tasks <task_id> --track trajectory`` in the session's store, and the prediction frame it
+    stored there (the trajectory track's, on torch). Run once per pair."""
+    from click.testing import CliRunner
+
+    from eosbench.catalog import Catalog
+    from eosbench.cli import main
+    from eosbench.registry import Registry
+    from eosbench.store import load_predictions
+
+    runs: dict[tuple[str, str], tuple[dict, object]] = {}
+
+    def run(predictor: str, task_id: str):
+        if (predictor, task_id) not in runs:
+            measured(task_id)  # the runner finds it stored
+            result = CliRunner().invoke(main, ["--home", str(measured_home), "--tasks-dir", str(REPO / "tasks"), "run",
+                                               predictor, "--tasks", task_id, "--track", "trajectory", "--json"],
+                                        catch_exceptions=False)
+            assert result.exit_code == 0, result.output
+            spec = Catalog(REPO / "tasks").get(task_id)
+            stored = load_predictions(measured_store.predictions_of(Registry().get(predictor), spec, "trajectory", "torch"))
+            runs[predictor, task_id] = json.loads(result.stdout), stored[0]["frame"]
+        record, frame = runs[predictor, task_id]
+        return record, frame.copy()
+
+    return run
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch) -> Path:
+    """A private ``EOSBENCH_HOME`` (``tmp_path / "home"``, not created)."""
+    monkeypatch.setenv("EOSBENCH_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture()
+def env_tasks() -> dict[str, str]:
+    return {"quad": quadratic_yaml(30)}
+
+
+@pytest.fixture()
+def env(home, env_tasks, tmp_path, monkeypatch) -> Path:
+    """``home`` and a tasks folder ``tmp_path / "tasks"`` with the tasks of ``env_tasks``; returns ``tmp_path``."""
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    for task_id, text in env_tasks.items():
+        if task_id != "suites":
+            (tasks / f"{task_id}.yaml").write_text(text)
+    ids = [t for t in env_tasks if t != "suites"]
+    (tasks / "suites.yaml").write_text(env_tasks.get("suites", f"tiny: [{', '.join(ids)}]\n"))
+    monkeypatch.setenv("EOSBENCH_TASKS", str(tasks))
+    return tmp_path
