@@ -17,10 +17,10 @@ SMALL = "quadratic-stable"  # measured in well under a second
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("EOSBENCH_HOME", str(tmp_path / "home"))
+def home(home, monkeypatch):
+    """The shared private ``EOSBENCH_HOME`` (tests/conftest.py), units on one thread each."""
     monkeypatch.setenv("EOSBENCH_THREADS", "1")
-    return tmp_path / "home"
+    return home
 
 
 def test_import_is_lazy():

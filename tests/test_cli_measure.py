@@ -18,14 +18,9 @@ QUAD = quadratic_yaml(30)
 
 
 @pytest.fixture()
-def env(tmp_path, monkeypatch):
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    (tasks / "quad.yaml").write_text(QUAD)
-    (tasks / "suites.yaml").write_text("tiny: [quad]\n")
-    monkeypatch.setenv("EOSBENCH_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("EOSBENCH_TASKS", str(tasks))
-    return tmp_path
+def env_tasks():
+    """The tasks of ``env`` (tests/conftest.py: a private home and tasks folder): QUAD, the suite ``tiny``."""
+    return {"quad": QUAD}
 
 
 def invoke(*args):

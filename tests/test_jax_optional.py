@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from click.testing import CliRunner
 
 from eosbench.cli import main
@@ -18,13 +19,13 @@ def _without_jax(monkeypatch):
     monkeypatch.delitem(sys.modules, "eosbench.backends.jax", raising=False)
 
 
-def test_backend_jax_without_jax_says_how_to_install_it(tmp_path, monkeypatch):
+@pytest.fixture()
+def env_tasks():
+    return {"quad": QUAD}
+
+
+def test_backend_jax_without_jax_says_how_to_install_it(env, monkeypatch):
     _without_jax(monkeypatch)
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    (tasks / "quad.yaml").write_text(QUAD)
-    monkeypatch.setenv("EOSBENCH_TASKS", str(tasks))
-    monkeypatch.setenv("EOSBENCH_HOME", str(tmp_path / "home"))
     for args in (["measure", "quad", "--backend", "jax"], ["parity", "quad"],
                  ["run", "gradient-flow", "--tasks", "quad", "--backend", "jax", "--track", "trajectory"]):
         result = CliRunner().invoke(main, args)
@@ -33,7 +34,7 @@ def test_backend_jax_without_jax_says_how_to_install_it(tmp_path, monkeypatch):
         assert "Traceback" not in result.output
 
 
-def test_everything_else_works_without_jax(tmp_path):
+def test_everything_else_works_without_jax(env):
     script = textwrap.dedent(f"""
         import sys
         sys.modules["jax"] = None  # as if jax were not installed
@@ -46,10 +47,6 @@ def test_everything_else_works_without_jax(tmp_path):
         assert result.exit_code == 0 and "gradient-flow" in result.output, result.output
         assert not any(name == "jax" or name.startswith("jax.") for name in sys.modules if sys.modules[name])
     """)
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    (tasks / "quad.yaml").write_text(QUAD)
-    (tasks / "suites.yaml").write_text("tiny: [quad]\n")
-    env = {"EOSBENCH_TASKS": str(tasks), "EOSBENCH_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    bare = {"EOSBENCH_TASKS": str(env / "tasks"), "EOSBENCH_HOME": str(env / "home"), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", script], env=bare, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -1,8 +1,6 @@
 """The runner: isolation of broken plugins, discovery, caching and re-scoring."""
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -24,15 +22,9 @@ steps: 40
 
 
 @pytest.fixture()
-def env(tmp_path, monkeypatch):
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    for name in ("quad-a", "quad-b"):
-        (tasks / f"{name}.yaml").write_text(QUAD.format(id=name))
-    (tasks / "suites.yaml").write_text("tiny: [quad-a, quad-b]\n")
-    monkeypatch.setenv("EOSBENCH_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("EOSBENCH_TASKS", str(tasks))
-    return tmp_path
+def env_tasks():
+    """The tasks of the ``env`` fixture (tests/conftest.py): two quadratics, the suite ``tiny``."""
+    return {name: QUAD.format(id=name) for name in ("quad-a", "quad-b")}
 
 
 def run(*args, exit_code: int = 0):
@@ -99,10 +91,13 @@ def test_publish_writes_valid_record(env, tmp_path):
     ResultRecord.model_validate(record)
 
 
-def test_entry_point_plugin_is_found_and_run(env, tmp_path):
-    pkg = tmp_path / "eosbench_test_plugin"
-    (pkg / "eosbench_test_plugin").mkdir(parents=True)
-    (pkg / "eosbench_test_plugin" / "__init__.py").write_text(textwrap.dedent('''
+def test_entry_point_plugin_is_found_and_run(env, tmp_path, monkeypatch):
+    """A distribution that registers a predictor under the entry-point group, as ``pip install`` leaves it
+    (the package and its ``.dist-info`` with ``entry_points.txt``), in a folder put on the path: listed and
+    run. Nothing is installed into the running environment."""
+    site = tmp_path / "site"
+    (site / "eosbench_test_plugin").mkdir(parents=True)
+    (site / "eosbench_test_plugin" / "__init__.py").write_text(textwrap.dedent('''
         from eosbench.predictor import Prediction, Predictor
 
         class Zero(Predictor):
@@ -111,29 +106,21 @@ def test_entry_point_plugin_is_found_and_run(env, tmp_path):
             def predict(self, problem):
                 return Prediction.from_rows([{"step": int(s), "loss": 1.0} for s in problem.steps])
     '''))
-    (pkg / "pyproject.toml").write_text(textwrap.dedent('''
-        [build-system]
-        requires = ["setuptools>=68"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "eosbench-test-plugin"
-        version = "0.1.0"
-        [project.entry-points."eosbench.predictors"]
-        entry-point-zero = "eosbench_test_plugin:Zero"
-    '''))
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(pkg)],
-                   check=True)
-    try:
-        listing = subprocess.run([sys.executable, "-m", "eosbench.cli", "predictors", "list", "--json"],
-                                 check=True, capture_output=True, text=True)
-        sources = {p["name"]: p["source"] for p in json.loads(listing.stdout)["predictors"]}
-        assert sources["entry-point-zero"] == "entry-point"
-        ran = subprocess.run([sys.executable, "-m", "eosbench.cli", "run", "entry-point-zero", "--json",
-                              "--track", "trajectory"], check=True, capture_output=True, text=True)
-        tasks = json.loads(ran.stdout)["tracks"]["trajectory"]["tasks"]
-        assert all(t["status"] == "ok" for t in tasks.values())
-    finally:
-        subprocess.run([sys.executable, "-m", "pip", "uninstall", "-q", "-y", "eosbench-test-plugin"], check=True)
+    info = site / "eosbench_test_plugin-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: eosbench-test-plugin\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[eosbench.predictors]\nentry-point-zero = eosbench_test_plugin:Zero\n")
+    monkeypatch.syspath_prepend(str(site))
+    listing = CliRunner().invoke(main, ["predictors", "list", "--json"], catch_exceptions=False)
+    sources = {p["name"]: p["source"] for p in json.loads(listing.stdout)["predictors"]}
+    assert sources["entry-point-zero"] == "entry-point"
+    ran = CliRunner().invoke(main, ["run", "entry-point-zero", "--json", "--track", "trajectory"],
+                             catch_exceptions=False)  # units are processes of their own: they get this path too
+    assert ran.exit_code == 0, ran.output
+    record = json.loads(ran.stdout)
+    assert record["predictor"]["source"] == "entry-point"
+    tasks = record["tracks"]["trajectory"]["tasks"]
+    assert tasks.keys() == {"quad-a", "quad-b"} and all(t["status"] == "ok" for t in tasks.values())
 
 
 UNSTABLE_QUAD = QUAD.replace("lr: 0.1", "lr: 0.8")  # η·λ_max = 2.4 > 2: the run diverges

@@ -37,15 +37,15 @@ class MyTheory(Predictor):
 
 
 @pytest.fixture()
-def env(tmp_path, monkeypatch):
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    (tasks / "quad-a.yaml").write_text(QUAD)
-    (tasks / "suites.yaml").write_text("tiny: [quad-a]\n")
-    monkeypatch.setenv("EOSBENCH_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("EOSBENCH_TASKS", str(tasks))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def env_tasks():
+    return {"quad-a": QUAD}
+
+
+@pytest.fixture()
+def env(env, monkeypatch):
+    """The shared ``env`` (tests/conftest.py) with ``quad-a`` as the suite ``tiny``, run from its folder."""
+    monkeypatch.chdir(env)
+    return env
 
 
 def submission(root: Path, code: str = GOOD.replace("{steps}", "problem.steps"), **manifest) -> Path:

@@ -265,16 +265,11 @@ sweep: {{lr: [0.2, 0.8, 3.2]}}
 """
 
 
-def test_break_even_is_scored_by_rank_correlation_end_to_end(tmp_path, monkeypatch):
+@pytest.mark.parametrize("env_tasks", [{**{f"sgd-b{b}": GRID.format(batch=b) for b in (8, 32)},
+                                        "suites": "grid: [sgd-b8, sgd-b32]\n"}], ids=["grid"])
+def test_break_even_is_scored_by_rank_correlation_end_to_end(env):
     """eosbench run break-even on a 2 × 3 SGD grid (batch 8 and 32 of 64 digits, η ∈ {0.2, 0.8, 3.2}): per-family and pooled Spearman ρ equal scipy's on the
     recorded predicted and measured maximal sharpness; the record validates; labels are not covered."""
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    for batch in (8, 32):
-        (tasks / f"sgd-b{batch}.yaml").write_text(GRID.format(batch=batch))
-    (tasks / "suites.yaml").write_text("grid: [sgd-b8, sgd-b32]\n")
-    monkeypatch.setenv("EOSBENCH_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("EOSBENCH_TASKS", str(tasks))
     result = CliRunner().invoke(main, ["run", "break-even", "--suite", "grid", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     record = json.loads(result.output)

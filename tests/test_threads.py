@@ -85,8 +85,7 @@ def test_redirected_output_logs_one_line_per_finished_unit():
     assert quiet.getvalue() == ""
 
 
-def test_run_with_nothing_to_do_says_why(tmp_path, monkeypatch):
-    monkeypatch.setenv("EOSBENCH_HOME", str(tmp_path))
+def test_run_with_nothing_to_do_says_why(home):
     result = CliRunner().invoke(main, ["run", "persistence", "--track", "phase"])
     assert result.exit_code == 2
     assert "persistence does not take part in the phase track" in result.output
