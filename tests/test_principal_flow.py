@@ -66,12 +66,18 @@ def test_top_k_equals_exact_when_k_covers_the_spectrum():
     np.testing.assert_allclose(top.frame.to_numpy(), exact.frame.to_numpy(), rtol=1e-9)
 
 
-def test_principal_flow_predicts_the_onset_of_instability_on_uv():
-    """On the UV model (where GD sharpens to 2/η within three steps) the flow crosses 2/η when GD does,
-    and follows GD's sharpness on the way there to the flow's own accuracy (a few % at ηS ≈ 1.4)."""
+@pytest.fixture(scope="module")
+def uv_eos():
+    """The first 150 steps of uv-eos@lr=11 measured, and the exact principal flow's forecast of them."""
     spec = Catalog().get("uv-eos@lr=11").model_copy(update={"steps": 150})
     problem, trajectory = problem_for(spec)
-    prediction = PF(mode="exact").predict(problem)
+    return spec, problem, trajectory, PF(mode="exact").predict(problem)
+
+
+def test_principal_flow_predicts_the_onset_of_instability_on_uv(uv_eos):
+    """On the UV model (where GD sharpens to 2/η within three steps) the flow crosses 2/η when GD does,
+    and follows GD's sharpness on the way there to the flow's own accuracy (a few % at ηS ≈ 1.4)."""
+    _, _, trajectory, prediction = uv_eos
     measured_onset = trajectory.onset_step()
     assert measured_onset is not None and 0 < measured_onset < 150
     assert abs(prediction.scalars["onset_step"] - measured_onset) <= 1
@@ -80,12 +86,10 @@ def test_principal_flow_predicts_the_onset_of_instability_on_uv():
                                trajectory.frame.loc[before, "sharpness"], rtol=0.05)
 
 
-def test_the_frame_is_the_time_average_of_the_iterates():
+def test_the_frame_is_the_time_average_of_the_iterates(uv_eos):
     """Scored output = the iterates smoothed like the measurement: in the UV model's period-2 EoS the
     iterates swing between two sharpness values and their average sits near 2/η, as GD's does."""
-    spec = Catalog().get("uv-eos@lr=11").model_copy(update={"steps": 150})
-    problem, trajectory = problem_for(spec)
-    prediction = PF(mode="exact").predict(problem)
+    spec, problem, trajectory, prediction = uv_eos
     raw = iterates(prediction)
     sigma = spec.scoring.smoothing
     np.testing.assert_allclose(prediction.frame["loss"], smooth(raw["loss"], sigma), rtol=1e-12)
