@@ -70,16 +70,22 @@ def atomic_directory(final: Path, *, replace: bool = False) -> Iterator[Path]:
 
 
 @contextmanager
-def entry_lock(final: Path) -> Iterator[None]:
-    """Hold the exclusive lock of the store entry ``final`` (a lock file beside it; released on exit,
-    and by the kernel when the holder dies)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with open(final.parent / f".lock-{final.name}", "a+b") as handle:
+def held(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_file`` (released on exit, and by the kernel when the holder dies)."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+b") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextmanager
+def entry_lock(final: Path) -> Iterator[None]:
+    """Hold the exclusive lock of the store entry ``final`` (a lock file beside it)."""
+    with held(final.parent / f".lock-{final.name}"):
+        yield
 
 
 def _complete(entry: Path) -> bool:
@@ -196,13 +202,8 @@ class Store:
         """Held while one process measures ``spec``: a second measurement of the same entry waits, then
         finds it stored (a lock file of its own, so the entry's write lock can be taken inside it)."""
         final = self.trajectory_dir(spec, backend)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        with open(final.parent / f".measuring-{final.name}", "a+b") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        with held(final.parent / f".measuring-{final.name}"):
+            yield
 
     def save_trajectory(self, spec: TaskSpec, trajectory: Trajectory, backend: str = "torch",
                         replace: bool = False) -> Path:
