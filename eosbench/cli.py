@@ -458,6 +458,12 @@ def predictors_list(plugins: tuple[str, ...], as_json: bool) -> None:
         table.add_row(*(escape(str(v)) for v in (r["name"], r["version"], ", ".join(map(str, r.get("tracks") or [])),
                                                    r["source"], r.get("paper", ""))))
     out.print(table)
+    if not rows:
+        console.print("[yellow]no predictors found[/]: this installation has no baselines/ and no submissions/ "
+                      "folder and no plugin registered under the 'eosbench.predictors' entry point; pass "
+                      "--plugin FILE.py, or reinstall eosbench (a wheel ships the baselines).", highlight=False,
+                      soft_wrap=True)
+        sys.exit(1)
     for r in registry.shadowed:
         console.print(f"[yellow]shadowed[/] {escape(r.name)} from {r.source} ({escape(r.location)}): a built-in "
                       "of the same name wins", highlight=False, soft_wrap=True)

@@ -182,3 +182,13 @@ def test_raising_on_the_diverging_task_scores_worse_than_answering_it_badly(env)
     assert failed["aggregate"]["regimes"]["divergence"]["score"] == -1.0
     assert failed["aggregate"]["score"] < bad["aggregate"]["score"]
     assert failed["aggregate"]["coverage"] == 0.5
+
+
+def test_an_empty_predictor_list_says_why_and_fails(monkeypatch):
+    """An installation that finds no predictor at all says so (it used to print an empty table, exit 0)."""
+    import eosbench.cli as cli
+    from eosbench.registry import Registry
+
+    monkeypatch.setattr(cli, "_registry", lambda plugins=(): Registry(roots=[]))  # no baselines/, submissions/
+    result = CliRunner().invoke(main, ["predictors", "list"])
+    assert result.exit_code == 1 and "no predictors found" in result.output
