@@ -694,6 +694,10 @@ def run_cmd(ctx, predictors, suite, task_ids, tracks, backend, plugins, data_dir
     are recorded as a failure of that task and the run goes on. Predictions are cached in the store, so
     a killed run resumes where it stopped. With --executor dask, measuring a task and predicting a task
     are Dask tasks; results come back to this machine's store (see docs/scaling.md for clusters and GPUs).
+
+    Each task's score is a bounded skill against gradient flow on the same problem, in [-1, 1] (higher is
+    better; a failed task scores -1), averaged per regime of training; cost is the prediction's
+    gradient-equivalents over the GD run's. Definitions: docs/scoring.md. Exit code 1 when every task failed.
     """
     records = _run_or_score(ctx, predictors, task_ids, suite, tracks, backend, plugins, data_dir, as_json, publish,
                             results_dir, cached_only=False, force=force, budget=budget, device=device,

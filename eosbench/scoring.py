@@ -254,11 +254,12 @@ def unit_score(metrics: dict[str, float], answered: dict[str, float], reference:
     return {"skill": skills, "score": float(np.mean(list(skills.values()))) if skills else None}
 
 
-def problem_regime(spec: TaskSpec, trajectory: Trajectory, track: str, t0: int) -> str:
-    """The regime a problem tests: the run's on the trajectory track, the origin's on the forecast track."""
-    if track == "forecast":
-        return forecast_origins(spec, trajectory).get(t0, task_regime(spec, trajectory))
-    return task_regime(spec, trajectory)
+def problem_regimes(spec: TaskSpec, trajectory: Trajectory, track: str, starts: list[int]) -> dict[int, str]:
+    """The regime each problem tests: the run's on the trajectory track, the origin's on the forecast track
+    (the run's events are found once for all of them)."""
+    whole = task_regime(spec, trajectory)
+    placed = forecast_origins(spec, trajectory) if track == "forecast" else {}
+    return {t0: placed.get(t0, whole) for t0 in starts}
 
 
 def score_unit(spec: TaskSpec, trajectory: Trajectory, track: str, payloads: dict[int, dict],
@@ -271,6 +272,7 @@ def score_unit(spec: TaskSpec, trajectory: Trajectory, track: str, payloads: dic
     reported under ``error`` and scored as failed.
     """
     origin_rows, covered = [], set()
+    regimes = problem_regimes(spec, trajectory, track, sorted(payloads))
     for t0, payload in sorted(payloads.items()):
         prediction = Prediction(payload["frame"], payload["scalars"])
         metrics, answered, horizon = unit_errors(prediction, spec, trajectory, track, t0)
@@ -280,7 +282,7 @@ def score_unit(spec: TaskSpec, trajectory: Trajectory, track: str, payloads: dic
             ref_prediction = Prediction(reference[t0]["frame"], reference[t0]["scalars"])
             ref_metrics, _, ref_horizon = unit_errors(ref_prediction, spec, trajectory, track, t0)
         covered |= {_series_of(k) for k in metrics}
-        row = {"step": t0, "regime": problem_regime(spec, trajectory, track, t0), "metrics": metrics,
+        row = {"step": t0, "regime": regimes[t0], "metrics": metrics,
                "reference": ref_metrics, "answered": answered, "horizon": horizon, "reference_horizon": ref_horizon,
                **unit_score(metrics, answered, ref_metrics)}
         if row["score"] is None:  # nothing scoreable from this origin: as bad as failing there
@@ -296,7 +298,8 @@ def score_unit(spec: TaskSpec, trajectory: Trajectory, track: str, payloads: dic
 def failed_unit(spec: TaskSpec, trajectory: Trajectory | None, track: str, starts: list[int],
                 error: str | None = None) -> dict:
     """The fields of a unit that failed (or answered nothing scoreable): −1 on each of its problems."""
-    rows = [{"step": t0, "regime": problem_regime(spec, trajectory, track, t0) if trajectory else None,
+    regimes = problem_regimes(spec, trajectory, track, starts) if trajectory else {}
+    rows = [{"step": t0, "regime": regimes.get(t0),
              "metrics": {}, "reference": {}, "answered": {}, "horizon": {}, "reference_horizon": {}, "skill": {},
              "score": -1.0}
             for t0 in starts] or [{"skill": {}, "score": -1.0, "metrics": {}, "reference": {}, "answered": {}}]

@@ -40,13 +40,14 @@ print("first measured at the edge of stability at step", crossed.index[0] if len
 
 # %% [markdown]
 # ## Forecasts scored against it
-# One row per predictor, track and task: the status, each metric (errors: lower is better), the skill
-# against gradient flow (higher is better) and the cost. The full result records are in `attrs`.
+# One row per predictor, track and task: the status, the regime, the score (bounded skill against gradient
+# flow in [-1, 1], higher is better; docs/scoring.md), each metric (errors: lower is better) and the cost
+# as a ratio to the gradient-descent run. The full result records are in `attrs`.
 
 # %%
 scores = eosbench.run(PREDICTORS, tasks=[TASK], tracks=["trajectory"])
-columns = [c for c in ("predictor", "task", "status", "sharpness_error", "loss_error", "skill_sharpness_error",
-                       "cost_wall_seconds") if c in scores.columns]
+columns = [c for c in ("predictor", "task", "status", "regime", "score", "sharpness_error", "loss_error",
+                       "skill_sharpness_error", "cost_cost_ratio") if c in scores.columns]
 print(scores[columns].to_string(index=False))
 assert (scores["status"] == "ok").all(), scores[["predictor", "status", "error"]]
 
