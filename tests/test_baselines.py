@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from eosbench.catalog import Catalog
-from eosbench.flows import integrate_gradient_flow
+from eosbench.theory.flows import integrate_gradient_flow
 from eosbench.measure import measure
 from eosbench.oracle import build_oracle
 from eosbench.predictor import Budget

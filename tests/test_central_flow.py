@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from eosbench.catalog import Catalog
-from eosbench.flows import integrate_gradient_flow
+from eosbench.theory.flows import integrate_gradient_flow
 from eosbench.linalg import one_thread
 from eosbench.measure import measure
 from eosbench.oracle import build_oracle
 from eosbench.predictor import Budget
 from eosbench.registry import Registry
 from eosbench.scoring import smooth
-from eosbench.sdcp import SDCPError, apply, residuals, solve_sdcp
+from eosbench.theory.sdcp import SDCPError, apply, residuals, solve_sdcp
 from eosbench.tracks import make_problem
 from tests.helpers import task
 

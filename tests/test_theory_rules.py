@@ -19,7 +19,7 @@ from eosbench.registry import Registry
 from eosbench.results import ResultRecord
 from eosbench.scoring import spearman
 from eosbench.tracks import make_problem, phase_label
-from eosbench.uvmap import classify_orbit, uv_orbit, uv_sharpness
+from eosbench.theory.uvmap import classify_orbit, uv_orbit, uv_sharpness
 
 CATALOG = Catalog()
 

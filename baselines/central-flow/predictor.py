@@ -12,7 +12,7 @@ import torch
 
 from eosbench.optimizers import make_optimizer
 from eosbench.predictor import NotApplicable, Prediction, Predictor, Problem
-from eosbench.sdcp import SDCPError, solve_sdcp
+from eosbench.theory.sdcp import SDCPError, solve_sdcp
 from eosbench.spec import TaskSpec
 
 TRACKED = 1.5  # eigenvalues with η·λ above this are tracked (authors' code)
@@ -126,7 +126,7 @@ class CentralFlow(Predictor):
 
     U the Hessian eigenvectors with η·λ ≥ 1.95 and X ⪰ 0 the solution of the complementarity problem
     X ⪰ 0, A(X) ⪰ 0, ⟨X, A(X)⟩ = 0, A(X) = (2/η)I − [UᵀHU + dt·(∇³L[u_i, u_j]·θ̇(X))]_ij, solved as
-    min_{X⪰0} ½⟨X, B[X]⟩ + ⟨A0, X⟩ (:mod:`eosbench.sdcp`). Predicts the time averages
+    min_{X⪰0} ½⟨X, B[X]⟩ + ⟨A0, X⟩ (:mod:`eosbench.theory.sdcp`). Predicts the time averages
     ⟨L⟩ = L(θ) + ½ Σ λ_i X_ii, ``grad_norm`` = √(‖∇L‖² + Σ λ_i² X_ii) and the sharpness λ₁(θ) (held at 2/η
     while X ≠ 0), eig_2.. as tracked; diagnostics hold X's eigenvalues and the cost of every step.
 

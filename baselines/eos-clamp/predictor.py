@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eosbench.flows import flow_for_problem
+from eosbench.theory.flows import flow_for_problem
 from eosbench.predictor import Prediction, Predictor, Problem
 from eosbench.spec import TaskSpec
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eosbench.flows import flow_for_problem
+from eosbench.theory.flows import flow_for_problem
 from eosbench.predictor import Prediction, Predictor, Problem
 from eosbench.spec import TaskSpec
 
@@ -11,7 +11,7 @@ class GradientFlow(Predictor):
     """Gradient flow dθ/dt = −η∇L(θ), t in optimizer steps (Cohen et al. 2021, §3 and ``flow.py``).
 
     Forecasts loss, gradient norm and sharpness along the flow from θ_{t0}; ``onset_step`` is the first
-    forecast step with S ≥ threshold. Integrated by :func:`eosbench.flows.integrate_gradient_flow`
+    forecast step with S ≥ threshold. Integrated by :func:`eosbench.theory.flows.integrate_gradient_flow`
     (RK4 with Δτ·ηS ≤ 1, as in Cohen et al.). Applies to full-batch GD and SGD (its small-step limit).
     The integrator uses only the oracle and array operators, so the same code runs on the torch and the
     JAX backend (``--backend jax``) and gives the same scores on both.

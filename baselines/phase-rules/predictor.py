@@ -6,7 +6,7 @@ import math
 
 from eosbench.predictor import Prediction, Predictor, Problem
 from eosbench.spec import TaskSpec
-from eosbench.uvmap import (C_LOSS, C_MAX, catapult_phase, ntk_from_sharpness, orbit_label, scan_critical,
+from eosbench.theory.uvmap import (C_LOSS, C_MAX, catapult_phase, ntk_from_sharpness, orbit_label, scan_critical,
                             uv_orbit)
 
 
@@ -27,7 +27,7 @@ class PhaseRules(Predictor):
     ``monotone`` for c < c_loss, ``catapult`` for c_loss < c < c_max, ``diverge`` above, and ``eos`` when the
     run ends with η·S ≥ 0.95·2 (the project's label rule, :mod:`eosbench.tracks`). The papers' numeric d/w
     scaling of the critical values was not confirmed, so they come from the UV model
-    (:mod:`eosbench.uvmap`): c_loss = 2, c_max = 4 in the wide limit; at finite size (our choice) one UV
+    (:mod:`eosbench.theory.uvmap`): c_loss = 2, c_max = 4 in the wide limit; at finite size (our choice) one UV
     mode of effective width w/(d − 1) (:func:`effective_width`) with f0 = 0, y = √(2L0) and the NTK from the
     measured S0, labelled like a run; ``critical_c`` are the label boundaries over the sweep. Without a
     width, or with a loss other than MSE, the wide rule applies. Uses only step 0's loss and sharpness.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eosbench.flows import integrate_gradient_flow
+from eosbench.theory.flows import integrate_gradient_flow
 from eosbench.predictor import Prediction, Predictor, Problem
 from eosbench.spec import TaskSpec
 

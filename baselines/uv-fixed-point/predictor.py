@@ -11,7 +11,7 @@ from scipy.optimize import minimize
 from eosbench.predictor import NotApplicable, Prediction, Predictor, Problem
 from eosbench.scoring import smooth
 from eosbench.spec import TaskSpec
-from eosbench.uvmap import (DIVERGE_LOSS, Orbit, catapult_phase, classify_orbit, ntk_from_sharpness,
+from eosbench.theory.uvmap import (DIVERGE_LOSS, Orbit, catapult_phase, classify_orbit, ntk_from_sharpness,
                             orbit_label, orbit_series, scan_critical, uv_orbit)
 
 
@@ -53,7 +53,7 @@ class UVFixedPoint(Predictor):
 
         f' = f − ηλΔf + (η²/w)Δf² f,   λ' = λ + (ηΔf/w)(ηΔf λ − 4f),
 
-    with λ_max(H) from the closed form of :mod:`eosbench.uvmap` (λ is the NTK eigenvalue).
+    with λ_max(H) from the closed form of :mod:`eosbench.theory.uvmap` (λ is the NTK eigenvalue).
 
     * **Exact**: UV tasks and the depth-2 scalar chain (w = 1), GD with MSE: the map from θ_{t0} is GD
       itself. Phase by the project's label rules on the predicted run; ``critical_c`` by a scan over the
@@ -63,7 +63,7 @@ class UVFixedPoint(Predictor):
       run from the state at t0. Nothing on the trajectory track; on the phase track, the wide model's c rule.
 
     Frames hold the iterates smoothed like the measurement (raw: ``diagnostics["iterates"]``);
-    ``diagnostics["attractor"]`` is the map's attractor class (:func:`eosbench.uvmap.classify_orbit`).
+    ``diagnostics["attractor"]`` is the map's attractor class (:func:`eosbench.theory.uvmap.classify_orbit`).
     """
 
     name = "uv-fixed-point"
