@@ -584,7 +584,7 @@ def _check_work(refs, specs: list[TaskSpec], tracks: list[str]) -> None:
     has_family = any(spec.family is not None for spec in specs)
     notes, runnable = [], 0
     for ref in refs:
-        declared = list(ref.manifest.get("tracks") or ref.load().tracks)
+        declared = list(ref.tracks)
         missing = [t for t in tracks if t not in declared]
         wanted = [t for t in (tracks or declared) if t in declared]
         if missing:
@@ -605,7 +605,7 @@ def _check_work(refs, specs: list[TaskSpec], tracks: list[str]) -> None:
 def _measured_specs(refs, specs: list[TaskSpec], tracks: list[str]) -> list[TaskSpec]:
     """The tasks whose ground truth a run needs: all of them, or only sweep members when every predictor
     runs the phase track alone."""
-    wanted = {t for ref in refs for t in (tracks or ref.manifest.get("tracks") or ref.load().tracks)}
+    wanted = {t for ref in refs for t in (tracks or ref.tracks)}
     return specs if wanted - {"phase"} else [spec for spec in specs if spec.family is not None]
 
 

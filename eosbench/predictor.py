@@ -20,7 +20,7 @@ task's spec with its id and description blanked, so it must work from the mathem
 lookup table keyed by task ("no fingerprinting"). A quantity it cannot answer is left out and counted as
 "not covered", not as an error. Time is counted in optimizer steps: gradient flow is dθ/dt = −η∇L(θ).
 
-Minimal example::
+Minimal example (a plugin file; in a predictor folder, name and version go in ``predictor.yaml`` instead)::
 
     class GradientFlowLike(Predictor):
         name, version = "my-theory", "1.0.0"
@@ -149,7 +149,12 @@ class NotApplicable(Exception):
 
 
 class Predictor(ABC):
-    """Base class of every theory. Subclasses set the class attributes and implement :meth:`predict`."""
+    """Base class of every theory. Subclasses implement :meth:`predict` (and :meth:`applies_to`).
+
+    ``name``, ``version``, ``tracks`` and ``backends`` are stated once: in the folder's ``predictor.yaml``
+    for a built-in or a submission (the registry sets them on the class when it loads it, and refuses a
+    class that states them too), or as these class attributes for a plugin file or an entry point, which
+    have no manifest."""
 
     name: ClassVar[str]
     version: ClassVar[str]

@@ -29,6 +29,8 @@ from eosbench.predictor import Predictor
 from eosbench.spec import PredictorManifest
 
 MANIFEST = "predictor.yaml"
+CONTRACT = ("name", "version", "tracks", "backends")
+"""What a predictor states about itself: in its manifest for a folder, in class attributes otherwise."""
 ENTRY_POINT_GROUP = "eosbench.predictors"
 SOURCES = ("builtin", "submission", "entry-point", "plugin")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -90,14 +92,35 @@ class PredictorRef:
         if not (inspect.isclass(cls) and issubclass(cls, Predictor)):
             raise PluginError(f"Predictor {self.name!r} ({self.location}): {self.entry or cls!r} is not a "
                               "subclass of eosbench.predictor.Predictor.")
-        if self.source in ("builtin", "submission"):  # a folder's manifest and its class must agree
-            disagree = [f"{attr} is {getattr(cls, attr, None)!r} in the class but {self.manifest.get(attr)!r} in "
-                        "the manifest" for attr in ("name", "version")
-                        if str(getattr(cls, attr, None)) != str(self.manifest.get(attr))]
-            if disagree:
-                raise PluginError(f"Predictor {self.name!r} ({self.location}): {'; '.join(disagree)} (results "
-                                  "are keyed by name and version, so the two must agree)")
+        if self.has_manifest:  # the manifest is the one statement of the contract; the class gets it from there
+            stated = sorted({attr for klass in cls.__mro__ if klass is not Predictor and issubclass(klass, Predictor)
+                             and vars(klass).get("_contract_from") != MANIFEST  # set by an earlier load
+                             for attr in CONTRACT if attr in vars(klass)})
+            if stated:
+                raise PluginError(f"Predictor {self.name!r} ({self.location}): the class states {', '.join(stated)}; "
+                                  f"a predictor folder states them in its {MANIFEST} only (one source of truth: "
+                                  "delete them from the class).")
+            for attr in CONTRACT:
+                value = self.manifest[attr]
+                setattr(cls, attr, tuple(value) if isinstance(value, list) else value)
+            cls._contract_from = MANIFEST
         return cls
+
+    @property
+    def has_manifest(self) -> bool:
+        """Folder predictors (built-in, submission) state their contract in a manifest; the others
+        (entry points, plugin files) in class attributes."""
+        return self.source in ("builtin", "submission")
+
+    @property
+    def tracks(self) -> tuple[str, ...]:
+        """The tracks the predictor takes part in, from its one source (importing a plugin file's code)."""
+        return tuple(self.manifest["tracks"]) if self.has_manifest else tuple(self.load().tracks)
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        """The backends it runs on, first the default, from its one source."""
+        return tuple(self.manifest["backends"]) if self.has_manifest else tuple(self.load().backends)
 
 
 def _source_files(ref: PredictorRef) -> list[Path]:
@@ -287,8 +310,6 @@ def describe(ref: PredictorRef, cls: type[Predictor] | None = None) -> dict:
     info = {"name": ref.name, "version": ref.version, "source": ref.source, "location": ref.location,
             "entry": ref.entry, **{k: v for k, v in ref.manifest.items() if k not in ("name", "version")}}
     if cls is not None:
-        info.setdefault("tracks", list(cls.tracks))
-        info.setdefault("backends", list(cls.backends))
-        info["version"] = ref.manifest.get("version", getattr(cls, "version", "unknown"))
-        info["doc"] = inspect.getdoc(cls) or ""
+        info.update(tracks=list(cls.tracks), backends=list(cls.backends), version=str(cls.version),
+                    doc=inspect.getdoc(cls) or "")
     return info

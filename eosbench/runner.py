@@ -52,7 +52,7 @@ def backend_of(ref: PredictorRef, cls: type, ctx: RunContext) -> str:
     Whatever the predictor's backend, it is scored against the torch measurement of the ground truth
     (the backends' measurements agree to 1e-8, :mod:`eosbench.parity`).
     """
-    declared = list(ref.manifest.get("backends") or cls.backends)
+    declared = list(ref.backends)
     if ctx.backend is not None and ctx.backend not in declared:
         raise EosbenchError(f"Predictor {ref.name!r} declares backends {declared}, not {ctx.backend!r}: "
                             f"run it without --backend, or with --backend {declared[0]}.")
@@ -195,7 +195,7 @@ def run_phase_track(ref: PredictorRef, cls: type, specs: list[TaskSpec], ctx: Ru
 
 
 def _tracks_of(ref: PredictorRef, cls: type, tracks: list[str] | None) -> list[str]:
-    declared = list(ref.manifest.get("tracks") or cls.tracks)
+    declared = list(ref.tracks)
     return [t for t in (tracks or declared) if t in declared]
 
 

@@ -25,8 +25,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def measured_home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("measured-home")
+def measured_home(tmp_path_factory, request) -> Path:
+    """One store for the whole session; under pytest-xdist, one for all its workers (their shared base
+    folder), since the store measures a task once however many processes ask for it at the same time."""
+    if not hasattr(request.config, "workerinput"):  # not an xdist worker
+        return tmp_path_factory.mktemp("measured-home")
+    home = tmp_path_factory.getbasetemp().parent / "measured-home"
+    home.mkdir(exist_ok=True)
+    return home
 
 
 @pytest.fixture(scope="session")

@@ -88,7 +88,7 @@ def manifest(folder: str, **fields) -> Callable[[Path], None]:
     base.update(fields)
     text = "".join(f"{k}: {json.dumps(v)}\n" for k, v in base.items())
     code = ("from eosbench.predictor import Predictor, Prediction\n"
-            f"class P(Predictor):\n    name, version = {base['name']!r}, {base['version']!r}\n"
+            "class P(Predictor):\n"
             "    def predict(self, problem):\n        return Prediction()\n")
 
     def setup(root: Path) -> None:

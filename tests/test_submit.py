@@ -29,8 +29,6 @@ from eosbench.predictor import Prediction, Predictor
 
 
 class MyTheory(Predictor):
-    name, version = "my-theory", "0.1.0"
-
     def predict(self, problem):
         return Prediction.from_rows([{"step": int(s), "loss": 1.0} for s in {steps}])
 '''
@@ -70,7 +68,8 @@ def test_scaffold_fails_until_filled_in_then_passes(env):
     jax_template = (folder / "predictor_jax.py").read_text()
     module = ast.parse(jax_template)  # valid Python that imports jax only inside predict()
     assert not any(isinstance(n, ast.Import | ast.ImportFrom) and "jax" in ast.dump(n) for n in module.body)
-    assert "backends = (\"jax\",)" in jax_template
+    for template in (jax_template, (folder / "predictor.py").read_text()):  # the manifest states the contract
+        assert not re.search(r"^    (name|version|tracks|backends) = ", template, re.M)
     code, output = validate(folder)
     assert code == 1 and "FAIL" in output and "TODO" in output and "'authors'" in output
     manifest = (folder / "predictor.yaml").read_text()
@@ -97,7 +96,8 @@ def test_worked_example_passes(env):
         '"loss": 1.0', '"loss": 1.0 + __import__("random").SystemRandom().random()')), "not reproducible"),
     (lambda root: submission(root, name="persistence", code=GOOD.replace("my-theory", "persistence")),
      "collides with the builtin predictor"),
-    (lambda root: submission(root, version="0.2.0"), "version is '0.1.0' in the class but '0.2.0' in the manifest"),
+    (lambda root: submission(root, code=GOOD.replace("def predict", 'tracks = ("trajectory", "forecast")\n\n    def predict')),
+     "the class states tracks; a predictor folder states them in its predictor.yaml only"),
     (lambda root: submission(root, budget_seconds=1, code=GOOD.replace("{steps}", "problem.steps").replace(
         "return Prediction", "__import__('time').sleep(60)\n        return Prediction")), "timeout"),
 ])
@@ -106,3 +106,15 @@ def test_bad_submissions_are_rejected_with_a_clear_message(env, make, needle):
     assert code == 1 and "— FAIL" in output
     assert needle in " ".join(output.split()), output
     assert "not run" in output or "reproducible" in output  # later checks are listed, not silently dropped
+
+
+def test_a_folder_predictor_takes_its_contract_from_its_manifest_alone():
+    """The manifest is the one statement of name, version, tracks and backends; the class gets them on load."""
+    from eosbench.registry import Registry
+
+    ref = Registry().get("gd-replay")
+    manifest = yaml.safe_load((Path(ref.location) / "predictor.yaml").read_text())
+    cls = ref.load()
+    assert (cls.name, cls.version, cls.tracks, cls.backends) == (
+        manifest["name"], manifest["version"], tuple(manifest["tracks"]), tuple(manifest["backends"]))
+    assert ref.tracks == cls.tracks and ref.backends == ("torch", "jax")

@@ -16,9 +16,6 @@ class BreakEven(Predictor):
     is scored by its ranks only (Spearman's ρ per sweep and pooled over the grid). Measured: docs/theory.md §8.
     """
 
-    name = "break-even"
-    version = "1.0.0"
-    tracks = ("phase",)
 
     def applies_to(self, task: TaskSpec) -> bool:
         return task.optimizer.name == "sgd"

@@ -140,8 +140,6 @@ class CentralFlow(Predictor):
     loss, or near the time budget. Derivations and measured accuracy: docs/theory.md §5.
     """
 
-    name = "central-flow"
-    version = "1.1.0"
     substeps = 4
     tracked = 3
     max_tracked = 8

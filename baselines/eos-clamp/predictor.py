@@ -13,8 +13,6 @@ class EoSClamp(Predictor):
     it). With momentum the threshold is the optimizer's own, e.g. (2+2β)/η.
     """
 
-    name = "eos-clamp"
-    version = "1.0.0"
 
     def applies_to(self, task: TaskSpec) -> bool:
         return task.optimizer.name in ("gd", "sgd")

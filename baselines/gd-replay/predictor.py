@@ -79,9 +79,6 @@ class GDReplay(Predictor):
     optimizer seed; the replay on another backend than the measurement's agrees only to rounding.
     """
 
-    name = "gd-replay"
-    version = "1.0.0"
-    backends = ("torch", "jax")
 
     def predict(self, problem: Problem) -> Prediction:
         run = self.replay(problem)

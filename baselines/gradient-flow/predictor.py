@@ -17,9 +17,6 @@ class GradientFlow(Predictor):
     JAX backend (``--backend jax``) and gives the same scores on both.
     """
 
-    name = "gradient-flow"
-    version = "1.0.0"
-    backends = ("torch", "jax")
 
     def applies_to(self, task: TaskSpec) -> bool:
         return task.optimizer.name in ("gd", "sgd")

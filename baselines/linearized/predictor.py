@@ -16,8 +16,6 @@ class Linearized(Predictor):
     Exact on quadratic objectives. ``onset_step`` = t0 when ηS0 ≥ 2 (the model then diverges).
     """
 
-    name = "linearized"
-    version = "1.0.0"
 
     def applies_to(self, task: TaskSpec) -> bool:
         return task.optimizer.name == "gd"

@@ -8,8 +8,6 @@ from eosbench.predictor import Prediction, Predictor, Problem
 class Persistence(Predictor):
     """x̂(t) = x(t0) for every quantity x observed at t0 (or its last observation before t0)."""
 
-    name = "persistence"
-    version = "1.0.0"
 
     def predict(self, problem: Problem) -> Prediction:
         last = {col: float(series.dropna().iloc[-1]) for col, series in problem.observed.items()

@@ -34,9 +34,6 @@ class PhaseRules(Predictor):
     Measured accuracy: docs/theory.md §7.
     """
 
-    name = "phase-rules"
-    version = "1.0.0"
-    tracks = ("phase",)
 
     def applies_to(self, task: TaskSpec) -> bool:
         return task.optimizer.name == "gd"

@@ -42,8 +42,6 @@ class PrincipalFlow(Predictor):
     iterates in ``diagnostics["iterates"]``); the onset is the first iterate with S ≥ 2/η.
     """
 
-    name = "principal-flow"
-    version = "1.1.0"
     exact_max_params = 64
 
     def __init__(self, mode: str = "auto", k: int = 4, substeps: int = 2, eig_tol: float = 1e-3):

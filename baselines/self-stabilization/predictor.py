@@ -64,8 +64,6 @@ class SelfStabilization(Predictor):
     usually one evaluation: a warm top-2 LOBPCG, one gradient and one ∇³L[u, u].
     """
 
-    name = "self-stabilization"
-    version = "1.0.0"
     max_corrections = 3
     eig_tol = 1e-3
 

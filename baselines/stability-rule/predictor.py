@@ -31,9 +31,6 @@ class StabilityRule(Predictor):
     the flow ends sharper than 2/η, else ``monotone``. No series: the rule says nothing about the path.
     """
 
-    name = "stability-rule"
-    version = "1.0.0"
-    tracks = ("trajectory", "phase")
 
     def applies_to(self, task: TaskSpec) -> bool:
         return task.optimizer.name == "gd"

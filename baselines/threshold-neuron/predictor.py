@@ -22,9 +22,6 @@ class ThresholdNeuron(Predictor):
     eosbench does not measure (not applicable); the paper's mean-model threshold is not used. Measured: docs/theory.md §9.
     """
 
-    name = "threshold-neuron"
-    version = "1.1.0"
-    tracks = ("trajectory", "phase")
 
     def applies_to(self, task: TaskSpec) -> bool:
         arch = task.model.arch

@@ -66,9 +66,6 @@ class UVFixedPoint(Predictor):
     ``diagnostics["attractor"]`` is the map's attractor class (:func:`eosbench.theory.uvmap.classify_orbit`).
     """
 
-    name = "uv-fixed-point"
-    version = "1.1.0"
-    tracks = ("trajectory", "forecast", "phase")
 
     def applies_to(self, task: TaskSpec) -> bool:
         return task.optimizer.name == "gd" and task.loss == "mse"

@@ -4,7 +4,6 @@ from eosbench.predictor import Prediction, Predictor, Problem
 
 
 class ConstantEdge(Predictor):
-    name, version = "constant-edge", "1.0.0"
 
     def predict(self, problem: Problem) -> Prediction:
         return Prediction.from_rows([{"step": int(s), "sharpness": problem.threshold} for s in problem.steps])

@@ -19,10 +19,6 @@ class SharpeningTrend(Predictor):
                                                                       held at its value at t0)
     """
 
-    name = "example-sharpening-trend"
-    version = "0.1.0"
-    tracks = ("trajectory", "forecast")
-    backends = ("torch",)
 
     def applies_to(self, task: TaskSpec) -> bool:
         """A claim about full-batch gradient descent only."""
