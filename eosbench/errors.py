@@ -29,3 +29,7 @@ def unknown_name(kind: str, name: str, available: list[str]) -> UnknownNameError
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     listing = ", ".join(sorted(available)) if available else "(none)"
     return UnknownNameError(f"Unknown {kind} {name!r}.{hint} Available: {listing}.")
+
+
+class PluginComponentError(EosbenchError):
+    """A model or data recipe from an installed package could not be loaded or built."""

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from eosbench.batch_sharpness import DEFAULT_SAMPLES
 
 SCHEMA_VERSION = 1
 FORECAST_FRACTIONS = (0.25, 0.5, 0.75)
@@ -98,9 +100,66 @@ class NoData(_Strict):
     target: float = Field(0.0, description="the scalar target y (UV model, deep chain); ignored by quadratics")
 
 
+class _PluginBlock(_Strict):
+    """A block naming a plugin (entry points, :mod:`eosbench.components`): its own keys are kept as extra
+    fields, validated by the plugin's ``Params`` and stored with defaults filled in."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
+    _kind: ClassVar[str] = ""
+
+    def _check_plugin(self, name: str, builtins: tuple[str, ...]):
+        from eosbench.components import validate_params
+
+        extra = self.__pydantic_extra__
+        normalized = validate_params(self._kind, name, dict(extra), builtins)
+        extra.clear()
+        extra.update(normalized)
+        return self
+
+    @property
+    def params(self):
+        """The plugin's validated ``Params`` (None when it declares none)."""
+        from eosbench.components import params_of
+
+        return params_of(self._kind, self._plugin_name, dict(self.__pydantic_extra__))
+
+
+class PluginData(_PluginBlock, _DataBase):
+    """A data recipe from an installed package (entry-point group ``eosbench.data``), called as
+    ``load(spec, loss)``; ``n``, ``n_test`` and ``seed`` are eosbench's, the other keys the recipe's."""
+
+    model_config = _PluginBlock.model_config
+    _kind: ClassVar[str] = "data"
+    name: str
+
+    @property
+    def _plugin_name(self) -> str:
+        return self.name
+
+    @model_validator(mode="after")
+    def _plugin(self):
+        return self._check_plugin(self.name, BUILTIN_DATA)
+
+
+def _tag(key: str, builtins: tuple[str, ...]):
+    """The union member of a block: its built-in name, ``plugin`` for any other name, None when missing."""
+    def tag(value):
+        name = value.get(key) if isinstance(value, dict) else getattr(value, key, None)
+        if name is None:
+            return None
+        return name if name in builtins else "plugin"
+    return tag
+
+
+_DATA = (DigitsData, Cifar10Data, GaussianMixtureData, MoonsData, SparseCodingData, SortingData, NoData)
+BUILTIN_DATA = tuple(cls.model_fields["name"].default for cls in _DATA)
 DataSpec = Annotated[
-    DigitsData | Cifar10Data | GaussianMixtureData | MoonsData | SparseCodingData | SortingData | NoData,
-    Field(discriminator="name"),
+    Annotated[DigitsData, Tag("digits")] | Annotated[Cifar10Data, Tag("cifar10")]
+    | Annotated[GaussianMixtureData, Tag("gaussian-mixture")] | Annotated[MoonsData, Tag("moons")]
+    | Annotated[SparseCodingData, Tag("sparse-coding")] | Annotated[SortingData, Tag("sorting")]
+    | Annotated[NoData, Tag("none")] | Annotated[PluginData, Tag("plugin")],
+    Discriminator(_tag("name", BUILTIN_DATA), custom_error_type="missing_name",
+                  custom_error_message="the data block needs a 'name' (a built-in recipe or an installed plugin)"),
 ]
 
 
@@ -210,10 +269,34 @@ class SparseReLUModel(_ModelBase):
     bias0: float = 0.0
 
 
+class PluginModel(_PluginBlock, _ModelBase):
+    """A model from an installed package (entry-point group ``eosbench.models``), built as
+    ``build(spec, input_shape, output_dim, info)``; ``seed`` and ``init`` are eosbench's, the other keys
+    the plugin's."""
+
+    model_config = _PluginBlock.model_config
+    _kind: ClassVar[str] = "model"
+    arch: str
+
+    @property
+    def _plugin_name(self) -> str:
+        return self.arch
+
+    @model_validator(mode="after")
+    def _plugin(self):
+        return self._check_plugin(self.arch, BUILTIN_MODELS)
+
+
+_MODELS = (MLPModel, CNNModel, TransformerModel, QuadraticModel, UVModel, ProductModel, DeepChainModel,
+           DeepLinearModel, SparseReLUModel)
+BUILTIN_MODELS = tuple(cls.model_fields["arch"].default for cls in _MODELS)
 ModelSpec = Annotated[
-    MLPModel | CNNModel | TransformerModel | QuadraticModel | UVModel | ProductModel | DeepChainModel
-    | DeepLinearModel | SparseReLUModel,
-    Field(discriminator="arch"),
+    Annotated[MLPModel, Tag("mlp")] | Annotated[CNNModel, Tag("cnn")] | Annotated[TransformerModel, Tag("transformer")]
+    | Annotated[QuadraticModel, Tag("quadratic")] | Annotated[UVModel, Tag("uv")] | Annotated[ProductModel, Tag("product")]
+    | Annotated[DeepChainModel, Tag("chain")] | Annotated[DeepLinearModel, Tag("deep-linear")]
+    | Annotated[SparseReLUModel, Tag("sparse-relu")] | Annotated[PluginModel, Tag("plugin")],
+    Discriminator(_tag("arch", BUILTIN_MODELS), custom_error_type="missing_arch",
+                  custom_error_message="the model block needs an 'arch' (a built-in architecture or an installed plugin)"),
 ]
 
 # --------------------------------------------------------------------------------------------- loss
@@ -302,6 +385,9 @@ class MeasurePlan(_Strict):
         default_factory=list, description="steps whose θ is saved, or an interval (0 and the last step always)")
     test_every: int = Field(0, ge=0, description="test loss/accuracy every this many steps (0: never)")
     diverge_loss: float = Field(1e8, gt=0, description="a loss above this (or non-finite) ends the run as diverged")
+    batch_samples: int | None = Field(
+        None, gt=0, description="SGD: minibatches averaged for the batch sharpness at each sharpness step "
+                                "(None: eosbench.batch_sharpness.DEFAULT_SAMPLES; ignored by full-batch optimizers)")
 
 
 class ScoringPlan(_Strict):
@@ -388,9 +474,15 @@ class TaskSpec(_Strict):
 
 
 def normalized(spec: TaskSpec) -> dict:
-    """The fields that decide the numbers, with defaults filled in (id, text and scoring excluded)."""
-    return spec.model_dump(mode="json", exclude={"id", "version", "tier", "description", "scoring",
-                                                   "family", "family_params", "sweep"})
+    """The fields that decide the numbers, with defaults filled in (id, text and scoring excluded).
+    ``measure.batch_samples`` counts for SGD only (its default filled in there, left out elsewhere)."""
+    out = spec.model_dump(mode="json", exclude={"id", "version", "tier", "description", "scoring",
+                                                  "family", "family_params", "sweep"})
+    if spec.optimizer.name == "sgd":
+        out["measure"]["batch_samples"] = spec.measure.batch_samples or DEFAULT_SAMPLES
+    else:
+        out["measure"].pop("batch_samples")
+    return out
 
 
 def spec_hash(spec: TaskSpec, backend: str = "torch") -> str:

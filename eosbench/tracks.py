@@ -149,10 +149,12 @@ def forecast_origins(spec: TaskSpec, trajectory: Trajectory) -> dict[int, str]:
             wanted.append((ev.converged // 4, "before-onset"))
     gd = spec.optimizer.name == "gd"
     allowed = set(trajectory.series(trajectory.edge[0]).index)  # rows that hold the sharpness too
-    if not gd:
+    if not gd or is_imported(trajectory):  # an imported run is never replayed: its checkpoints only
         allowed &= set(trajectory.checkpoints)
     out: dict[int, str] = {}
     for step, regime in sorted(wanted):
+        if is_imported(trajectory) and not any(s <= step for s in allowed):
+            continue  # no checkpoint of the imported run at or before it
         step = int(max((s for s in allowed if s <= step), default=0))
         if not gd:
             regime = "adaptive-sgd"
@@ -165,8 +167,24 @@ def forecast_origins(spec: TaskSpec, trajectory: Trajectory) -> dict[int, str]:
 
 
 def origins(track: str, spec: TaskSpec, trajectory: Trajectory) -> list[int]:
-    """Start steps of the problems posed on ``track``."""
-    return sorted(forecast_origins(spec, trajectory)) if track == "forecast" else [0]
+    """Start steps of the problems posed on ``track`` (none from θ0 for an imported run without it)."""
+    if track == "forecast":
+        return sorted(forecast_origins(spec, trajectory))
+    return [0] if 0 in trajectory.checkpoints or not is_imported(trajectory) else []
+
+
+def is_imported(trajectory: Trajectory) -> bool:
+    """Whether the run was measured elsewhere (:mod:`eosbench.importers`): scored only from its checkpoints."""
+    return "imported" in trajectory.meta
+
+
+def unposed_reason(track: str, trajectory: Trajectory) -> str:
+    """Why no problem is posed on ``track`` (:func:`origins` is empty)."""
+    if is_imported(trajectory):
+        where = "θ0 (step 0)" if track != "forecast" else "a step before the run converged"
+        return (f"the imported run ({trajectory.meta['imported'].get('format')}) has no checkpoint at {where}; "
+                "import it with --checkpoint STEP=FILE to score this track")
+    return "no forecast origin lies before the run converged"
 
 
 def theta_at(spec: TaskSpec, trajectory: Trajectory, oracle: Oracle, t0: int):
@@ -174,6 +192,8 @@ def theta_at(spec: TaskSpec, trajectory: Trajectory, oracle: Oracle, t0: int):
     t0 with the same oracle calls as the measurement, so the numbers are the measured ones."""
     if t0 in trajectory.checkpoints:
         return oracle.asarray(trajectory.checkpoint(t0))
+    if is_imported(trajectory):
+        raise ValueError(f"no checkpoint at step {t0} of an imported run (imported runs are not replayed)")
     if spec.optimizer.name != "gd":
         raise ValueError(f"no checkpoint at step {t0} and {spec.optimizer.name} keeps a state that is not stored")
     start = max(s for s in trajectory.checkpoints if s <= t0)

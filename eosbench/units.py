@@ -14,7 +14,7 @@ from eosbench.predictor import Budget, NotApplicable, Prediction
 from eosbench.registry import PredictorRef
 from eosbench.sandbox import run_isolated
 from eosbench.spec import TaskSpec
-from eosbench.tracks import make_problem, origins
+from eosbench.tracks import make_problem, origins, unposed_reason
 from eosbench.trajectory import Trajectory
 
 
@@ -63,7 +63,7 @@ def predict_isolated(ref: PredictorRef, spec: TaskSpec, track: str, trajectory: 
     wherever the executor puts it, possibly before the main process has seen ``trajectory``)."""
     n_origins = len(origins(track, spec, trajectory))
     if not n_origins:
-        return "not-applicable", "no forecast origin lies before the run converged"
+        return "not-applicable", unposed_reason(track, trajectory)
     status, value = run_isolated(predict_unit, (ref, spec, track, trajectory, backend, data_dir, budget_seconds,
                                                 threads), budget_seconds * n_origins + 5)
     if status == "ok" and isinstance(value, NotApplicable):
