@@ -362,6 +362,65 @@ def measure(ctx: click.Context, task_ids: tuple[str, ...], suite: str | None, ba
         console.print(f"[yellow]skipped[/] {s['task']}: {escape(s['reason'])}", soft_wrap=True)
 
 
+# --------------------------------------------------------------------------------- import-trajectory
+def _checkpoint_option(values: tuple[str, ...]) -> dict[int, Path]:
+    out = {}
+    for value in values:
+        step, sep, file = value.partition("=")
+        if not sep or not step.strip().isdigit() or not file:
+            raise EosbenchError(f"--checkpoint {value!r}: write STEP=FILE, e.g. 0=theta0.npy.")
+        out[int(step)] = Path(file)
+    return out
+
+
+@main.command("import-trajectory")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", required=True, type=click.Choice(["cohen", "central-flows"]),
+              help="cohen: an output folder of Cohen et al.'s edge-of-stability code; central-flows: a data.hdf5 "
+                   "of the central-flows code (or its folder).")
+@click.option("--task", "task_id", required=True,
+              help="The task the run is of (an id or a task YAML file): its model, data, loss, η and steps.")
+@click.option("--checkpoint", "checkpoints", multiple=True, metavar="STEP=FILE",
+              help="θ at STEP as one flat vector in the model's layout (.npy, or a torch tensor / state dict); "
+                   "0=FILE lets the trajectory track be scored (repeatable).")
+@click.option("--eig-freq", type=click.IntRange(min=1), help="cohen: the run's --eig_freq (inferred when unambiguous).")
+@click.option("--process", default="discrete", show_default=True, help="central-flows: the group to read.")
+@click.option("--loss-tolerance", type=float, default=1e-4, show_default=True,
+              help="Largest relative difference between the file's loss and the task's loss at each checkpoint.")
+@click.option("--force", is_flag=True, help="Replace a trajectory of the task already in the store.")
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="EOSBENCH_DATA", help="CIFAR-10 folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was imported as JSON.")
+@click.pass_context
+def import_trajectory_cmd(ctx: click.Context, path: Path, fmt: str, task_id: str, checkpoints: tuple[str, ...],
+                          eig_freq: int | None, process: str, loss_tolerance: float, force: bool,
+                          data_dir: Path | None, as_json: bool) -> None:
+    """Import a run measured elsewhere as TASK's ground truth, for eosbench run to score against.
+
+    Checkpoints decide what can be scored: the trajectory track needs θ0 (--checkpoint 0=FILE), a forecast
+    starts only at a checkpointed step; each checkpoint must reproduce the file's loss (docs/scoring.md).
+    """
+    from eosbench.importers import import_trajectory
+
+    spec = _catalog(ctx).get(task_id)
+    store = _store(ctx)
+    trajectory = import_trajectory(spec, fmt, path, store=store, checkpoints=_checkpoint_option(checkpoints),
+                                   eig_freq=eig_freq, process=process, loss_tolerance=loss_tolerance, force=force,
+                                   data_dir=data_dir)
+    info = trajectory.meta["imported"]
+    summary = {"task": spec.id, "format": fmt, "stored": str(trajectory.path), "outcome": trajectory.outcome,
+               "last_step": trajectory.meta["last_step"], "lr": trajectory.lr, "onset_step": trajectory.onset_step(),
+               "files": info["files"], "checkpoints": sorted(int(s) for s in info["checkpoints"]),
+               "scorable": info["scorable"]}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    out.print(f"imported {escape(str(path))} ({fmt}) as the ground truth of {escape(spec.id)}: steps 0..{summary['last_step']}, "
+              f"{trajectory.outcome}, onset {summary['onset_step']}; stored in {escape(summary['stored'])}", highlight=False)
+    tracks = "trajectory, forecast" if info["scorable"]["trajectory"] else "forecast only"
+    out.print(f"scorable: {tracks} (forecast origins at checkpoints {info['scorable']['forecast_origins'] or 'none'}); "
+              f"{escape(info['scorable']['note'])}", highlight=False)
+
+
 # -------------------------------------------------------------------------------------------- plot
 @main.command()
 @click.argument("task_id")
