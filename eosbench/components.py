@@ -120,6 +120,11 @@ def validate_params(kind: str, name: str, raw: dict[str, Any], builtins: tuple[s
             raise ValueError(f"The {kind} plugin {name!r} ({comp.where}) declares no Params, so it takes no "
                              f"keys of its own; got {', '.join(sorted(raw))}.")
         return {}
+    known = {key for name, f in params.model_fields.items() for key in (name, f.alias) if key}
+    unknown = sorted(set(raw) - known)
+    if unknown and params.model_config.get("extra") != "allow":  # pydantic's default would drop them silently
+        raise ValueError(f"parameters of the {kind} plugin {name!r} ({comp.dist}): unknown key(s) "
+                         f"{', '.join(repr(k) for k in unknown)}; its Params has {', '.join(sorted(params.model_fields))}.")
     try:
         return params.model_validate(raw).model_dump(mode="json")
     except ValidationError as exc:

@@ -108,7 +108,7 @@ def user_site(tmp_path, monkeypatch):
                                                     "Did you mean 'userpkg-net'", "mlp", "eosbench.models"]),
     (("name: userpkg-rings", "name: rings"), ["Unknown data recipe 'rings'", "userpkg-rings", "digits"]),
     (("width: 12", "width: -3"), ["my-task.yaml", "userpkg-net", "'width'", "greater than 0"]),
-    (("width: 12", "width: 12, colour: red"), ["userpkg-net", "'colour'", "Extra inputs"]),
+    (("width: 12", "width: 12, colour: red"), ["userpkg-net", "'colour'", "unknown key", "readout, width"]),
     (("noise: 0.1", "noise: many"), ["userpkg-rings", "'noise'", "valid number"]),
     (("arch: userpkg-net", "arch: brokenpkg-net"), ["brokenpkg-net", "brokenpkg", "failed to load",
                                                      "ModuleNotFoundError", "no_such_module_of_brokenpkg"]),
