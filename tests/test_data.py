@@ -96,3 +96,20 @@ def test_a_cifar_task_measures_from_the_fixture(tmp_path):
     trajectory = measure(spec, data_dir=tmp_path)
     assert trajectory.outcome == "completed" and np.isfinite(trajectory.frame["sharpness"]).all()
     assert trajectory.meta["data"]["n"] == 16
+
+
+def test_plus_minus_one_targets_get_one_output():
+    """±1 targets are one column, so the model has one output (it had two, and MSE broadcast a (n, 2)
+    output against the (n, 1) targets): the loss equals ½·mean((f(x) − y)²) computed by hand."""
+    from eosbench.oracle import build_oracle
+    from tests.helpers import task
+
+    spec = task({"arch": "mlp", "widths": [5], "activation": "tanh"}, {"name": "moons", "n": 30, "targets": "pm1"})
+    oracle = build_oracle(spec)
+    assert oracle.data.y.shape == (30, 1) and oracle.data.output_dim == 1
+    theta = oracle.theta0()
+    _, _, outputs = oracle.loss_grad_outputs(theta)
+    outputs = np.asarray(outputs).reshape(30, -1)
+    assert outputs.shape == (30, 1)
+    expected = 0.5 * np.mean((outputs - oracle.data.y) ** 2)
+    assert float(oracle.loss(theta)) == pytest.approx(expected, rel=1e-12)

@@ -35,9 +35,11 @@ class Dataset:
     @property
     def output_dim(self) -> int:
         """Width of the model output the targets call for."""
-        if self.num_classes is not None:
+        if self.y.dtype.kind == "f" and self.y.ndim > 1:  # one output per target column (one-hot, ±1, regression)
+            return int(np.prod(self.y.shape[1:]))
+        if self.num_classes is not None:  # class indices
             return self.num_classes
-        return int(np.prod(self.y.shape[1:])) if self.y.ndim > 1 else 1
+        return 1
 
     def hash(self) -> str:
         """sha256 (16 hex digits) of the arrays' bytes: recorded with every result."""
