@@ -17,7 +17,6 @@ from scipy.optimize import brentq
 from eosbench.catalog import Catalog
 from eosbench.measure import measure
 from eosbench.optimizers import make_optimizer
-from eosbench.spec import TaskSpec
 from eosbench.tracks import phase_label
 from tests.helpers import task
 
@@ -84,7 +83,7 @@ def _quadratic_run(opt: dict, ratio: float):
     """The engine run of ``opt`` on L = ½(λ₁θ₁² + λ₂θ₂²), λ₁ = ratio × threshold, λ₂ = 0.3 λ₁, for 2000 steps
     (a run "diverges" only at a loss of 1e30). For Adam and RMSProp ε = 1 and θ0 = 1e-30, so that √ν ≪ ε
     and P = diag(√ν̂ + ε) = 1 to working precision while the dynamics are linear: Adam's first steps (m̂ = g
-    at t = 1, a GD step with ηλ ≈ 37) grow θ by up to ~1e15 whatever the ratio, which is also why the
+    at t = 1, a GD step with ηλ ≈ 37) grow θ by up to ~1e18 whatever the ratio, which is also why the
     trend is read only from step 300 on."""
     _, threshold = _optimizer(opt)
     adaptive = opt["name"] in ("adam", "rmsprop")
@@ -133,9 +132,12 @@ def test_the_tasks_are_in_the_adaptive_suite():
 
 @pytest.mark.parametrize("task_id", TASKS)
 def test_task_reaches_its_threshold_and_hovers_there(measured, task_id):
-    """The edge sharpness starts below half its threshold, crosses it, and over the second half of the run
-    averages within 5 % of it (measured: heavy ball 1.03, Nesterov 1.04, Adam 0.99; the GD task's test allows
-    0.95–1.15), never leaving [0.85, 1.25] of it there (the loss spikes of EoS, not a drift away)."""
+    """The edge sharpness starts below half its threshold, crosses it in the first half of the run, and over
+    the second half averages 0.95–1.10 × it (measured: heavy ball 1.029, Nesterov 1.040, Adam 0.994), never
+    leaving [0.85, 1.25] there (measured extremes 0.91 and 1.18). The band is asymmetric, like the GD task's
+    0.95–1.15, because at the edge the sharpness overshoots the threshold before each loss spike pulls it
+    back; its width leaves room for the chaotic EoS dynamics to differ across platforms while a wrong
+    threshold (heavy ball's would be 1.5 ×, Nesterov's 0.75 × GD's 2/η) lies far outside it."""
     column, threshold = TASKS[task_id]
     traj = measured(task_id)
     assert traj.outcome == "completed"
@@ -145,7 +147,7 @@ def test_task_reaches_its_threshold_and_hovers_there(measured, task_id):
     onset = traj.onset_step()
     assert onset is not None and onset < traj.frame.index.max() / 2
     tail = ratio[ratio.index >= traj.frame.index.max() / 2]
-    assert 0.95 <= tail.mean() <= 1.05, tail.mean()
+    assert 0.95 <= tail.mean() <= 1.10, tail.mean()
     assert 0.85 <= tail.min() and tail.max() <= 1.25, (tail.min(), tail.max())
 
 
