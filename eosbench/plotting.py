@@ -20,7 +20,8 @@ def eigenvalue_columns(columns) -> list[str]:
 
 
 def plot_trajectory(trajectory: Trajectory, output: str | Path) -> None:
-    """Two panels: training loss (log scale) and sharpness with the stability threshold (2/η for GD)."""
+    """Two panels: training loss (log scale) and sharpness with the stability threshold (2/η for GD); for
+    Adam and RMSProp also the preconditioned sharpness and its threshold, on a second axis."""
     frame = trajectory.frame
     fig, (ax_loss, ax_sharp) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
     loss = trajectory.series("loss")
@@ -35,6 +36,14 @@ def plot_trajectory(trajectory: Trajectory, output: str | Path) -> None:
     ax_sharp.axhline(trajectory.threshold, color="k", ls="--", lw=1, label=f"threshold {trajectory.threshold:.3g}")
     ax_sharp.set(xlabel="step", ylabel="eigenvalue", title="sharpness")
     ax_sharp.legend(fontsize=8)
+    column, threshold = trajectory.edge
+    if column != "sharpness":  # Adam, RMSProp: their stability is about λ₁(P⁻¹H), on its own scale
+        pre = trajectory.series(column)
+        ax_pre = ax_sharp.twinx()
+        ax_pre.plot(pre.index, pre.values, lw=1, color="tab:red", label="preconditioned λ₁(P⁻¹H)")
+        ax_pre.axhline(threshold, color="tab:red", ls=":", lw=1, label=f"its threshold {threshold:.4g}")
+        ax_pre.set_ylabel("preconditioned sharpness", color="tab:red")
+        ax_pre.legend(fontsize=8, loc="lower right")
     fig.suptitle(f"{trajectory.meta['task_id']}  (η = {trajectory.lr:.4g}, {trajectory.outcome})")
     fig.savefig(output, dpi=120)
     plt.close(fig)

@@ -41,8 +41,9 @@ TAIL_FRACTION = 0.2
 
 def phase_label(trajectory: Trajectory) -> str:
     """The measured outcome of a run by the rules above."""
-    return label_series(trajectory.series("loss"), trajectory.series("eos_ratio"),
-                        diverged=trajectory.outcome == "diverged")
+    column, threshold = trajectory.edge  # Adam and RMSProp: their preconditioned sharpness over its threshold
+    ratio = trajectory.series(column) / threshold if column != "sharpness" else trajectory.series("eos_ratio")
+    return label_series(trajectory.series("loss"), ratio, diverged=trajectory.outcome == "diverged")
 
 
 def label_series(loss: pd.Series, eos_ratio: pd.Series, *, diverged: bool) -> str:

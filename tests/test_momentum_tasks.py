@@ -149,6 +149,7 @@ def test_task_reaches_its_threshold_and_hovers_there(measured, task_id):
     tail = ratio[ratio.index >= traj.frame.index.max() / 2]
     assert 0.95 <= tail.mean() <= 1.10, tail.mean()
     assert 0.85 <= tail.min() and tail.max() <= 1.25, (tail.min(), tail.max())
+    assert phase_label(traj) == "eos"  # labelled on its own edge (Adam's λ₁(P⁻¹H), not the plain sharpness)
 
 
 def test_adam_hovers_on_the_preconditioned_sharpness_not_the_plain_one(measured):
