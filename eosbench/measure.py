@@ -3,7 +3,8 @@
 Per measured step t (before the update θ_t → θ_{t+1}) the frame holds: ``loss``, ``accuracy``,
 ``grad_norm``, ``param_norm``, ``dist_init`` (‖θ_t − θ_0‖), and at sharpness steps ``sharpness`` (the
 largest *algebraic* Hessian eigenvalue), ``eig_2..eig_k``, ``eos_ratio`` = sharpness / threshold (η·S/2
-for GD). SGD adds ``minibatch_loss`` and ``batch_sharpness`` (g_Bᵀ H_B g_B / ‖g_B‖² on the step's batch);
+for GD). SGD adds ``minibatch_loss`` and, at sharpness steps, ``batch_sharpness`` E_B[g_Bᵀ H_B g_B / ‖g_B‖²] (the mean
+over ``batch_samples`` fresh minibatches, :mod:`eosbench.batch_sharpness`) and its standard error ``batch_sharpness_se``;
 Adam and RMSProp add ``precond_sharpness`` λ_max(P⁻¹H) and ``precond_threshold``; DAL adds its
 ``step_size`` η_t (and ``eos_ratio`` is then S·η_t/2). Test loss/accuracy
 appear at ``test_every`` steps. A non-finite loss, or one above the plan's ``diverge_loss``, ends the
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 import eosbench
+from eosbench.batch_sharpness import DEFAULT_SAMPLES, batch_rng, batch_sharpness, draw_batches
 from eosbench.cost import measure_cost_ratios
 from eosbench.losses import accuracy
 from eosbench.optimizers import make_optimizer
@@ -120,8 +122,9 @@ def measure(spec: TaskSpec, *, backend: str = "torch", data_dir: str | Path | No
             if rows[-1]["step"] == t:
                 rows[-1]["minibatch_loss"] = batch_loss
                 if "sharpness" in rows[-1]:
-                    hg = oracle.hvp(theta, g, batch)
-                    rows[-1]["batch_sharpness"] = float((g * hg).sum()) / max(_norm(g) ** 2, 1e-300)
+                    rows[-1]["batch_sharpness"], rows[-1]["batch_sharpness_se"] = batch_sharpness(
+                        oracle, theta, draw_batches(batch_rng(spec.optimizer.seed, t), oracle.data.n,
+                                                    spec.optimizer.batch_size, plan.batch_samples or DEFAULT_SAMPLES))
         else:
             ahead = opt.lookahead(theta)
             if ahead is not None:

@@ -50,9 +50,11 @@ from eosbench.spec import TaskSpec
 Track = Literal["trajectory", "forecast", "phase"]
 TRACKS: tuple[str, ...] = ("trajectory", "forecast", "phase")
 PHASES: tuple[str, ...] = ("monotone", "catapult", "eos", "diverge")
-SERIES = ("loss", "sharpness", "grad_norm", "precond_sharpness")
+SERIES = ("loss", "sharpness", "grad_norm", "precond_sharpness", "batch_sharpness")
 """Series a prediction may hold, besides ``eig_2``, ``eig_3``, ... (each scored against the smoothed
 measurement, see :mod:`eosbench.scoring`).
+``batch_sharpness`` is SGD's E_B[g_Bᵀ H_B g_B / ‖g_B‖²] over minibatches of the task's batch size
+(:mod:`eosbench.batch_sharpness`), scored like the sharpness, against 2/η.
 ``precond_sharpness`` is λ₁(P⁻¹H) of Adam and RMSProp (P = diag(√ν + ε)); on their tasks it is the scored
 sharpness, against its threshold, in place of the plain λ₁(H)."""
 SCALARS = ("onset_step", "final_sharpness", "phase", "critical_c", "max_sharpness", "divergence_step")
@@ -117,8 +119,8 @@ class Prediction:
 
     Attributes:
         frame: indexed by step (a subset of ``problem.steps``), with any of the columns ``loss``,
-            ``sharpness``, ``eig_2``.., ``grad_norm``, ``precond_sharpness``. Missing columns are "not
-            covered"; steps a forecast stops short of count against it.
+            ``sharpness``, ``eig_2``.., ``grad_norm``, ``precond_sharpness``, ``batch_sharpness``. Missing
+            columns are "not covered"; steps a forecast stops short of count against it.
         scalars: any of ``onset_step`` (first step with sharpness ≥ threshold), ``final_sharpness``,
             ``divergence_step`` (the step the run's loss goes non-finite or above ``diverge_loss``),
             ``phase`` (one of :data:`PHASES`), ``critical_c`` (dict name → value), ``max_sharpness`` (the

@@ -8,6 +8,7 @@ Raw errors (lower is better), each over the steps the problem asks for:
 * ``loss_error`` = mean |log L̂ − log L̄| (both clipped at 1e-8 × the measured loss at step 0), and
   ``grad_norm_error`` the same for ‖∇L‖ (clipped at 1e-8 × its first scored value);
 * ``eig_k_error`` = mean |λ̂_k − λ̄_k| / threshold for the k-th Hessian eigenvalue;
+* ``batch_sharpness_error`` = mean |B̂S − B̄S| / threshold for SGD's batch sharpness (its threshold 2/η);
 * ``onset_error`` = |t̂ − t| / T for the first step with S ≥ threshold (trajectory track; a run that never
   crosses counts as crossing at T);
 * ``final_sharpness_error`` = |Ŝ_T − S̄_T| / threshold at the run's last step (trajectory track);
@@ -55,6 +56,7 @@ from eosbench.tracks import (
     forecast_origins,
     label_series,
     measured_frame,
+    measured_regime,
     phase_label,
     requested_steps,
     task_regime,
@@ -232,11 +234,12 @@ def _horizon_errors(frame: pd.DataFrame, smoothed: dict[str, pd.Series], t0: int
 
 LOG_SERIES = ("loss", "grad_norm")
 """Series compared on a log scale (their errors are mean |log p − log m|); the others (``sharpness``,
-``eig_k``) as |p − m| / threshold."""
+``eig_k``, ``batch_sharpness``) as |p − m| / threshold."""
 
 
 def is_scored_series(column: str) -> bool:
-    return column in ("sharpness", *LOG_SERIES) or (column.startswith("eig_") and column[4:].isdigit())
+    return (column in ("sharpness", "batch_sharpness", *LOG_SERIES)
+            or (column.startswith("eig_") and column[4:].isdigit()))
 
 
 def _series_of(metric: str) -> str:
@@ -338,13 +341,14 @@ def score_sweep(members: list[SweepAnswer]) -> dict | None:
     the theory applies to none of its members."""
     if members and all(m.status == "not-applicable" for m in members):
         return None
-    measured, predicted, values, errors = {}, {}, [], {}
+    measured, predicted, values, errors, regimes = {}, {}, [], {}, {}
     predicted_critical: dict[str, float] = {}
     predicted_max, measured_max = {}, {}
     for m in members:
         if m.trajectory is None:
             continue
         measured[m.spec.id] = phase_label(m.trajectory)
+        regimes[m.spec.id] = measured_regime(m.trajectory)
         if len(m.trajectory.series("sharpness")):
             measured_max[m.spec.id] = float(m.trajectory.series("sharpness").max())
         values.append((m.spec.id, m.spec.optimizer.c if m.spec.optimizer.c is not None else m.spec.optimizer.lr))
@@ -357,7 +361,7 @@ def score_sweep(members: list[SweepAnswer]) -> dict | None:
         elif m.error:
             errors[m.spec.id] = m.error
     xs = [v for _, v in values]
-    measured_critical = critical_values(xs, [measured[i] for i, _ in values])
+    measured_critical = critical_values(xs, [measured[i] for i, _ in values], [regimes[i] for i, _ in values])
     if not predicted_critical and len(predicted) == len(values):
         predicted_critical = critical_values(xs, [predicted[i] for i, _ in values])
     ordinal_only = bool(predicted_max) and not predicted and not predicted_critical
@@ -370,6 +374,8 @@ def score_sweep(members: list[SweepAnswer]) -> dict | None:
            "errors": errors, "family_params": dict(members[0].spec.family_params), "metrics": metrics}
     if predicted_max:
         out.update(predicted_max_sharpness=predicted_max, measured_max_sharpness=measured_max)
+    if any(m.trajectory is not None and m.spec.optimizer.c is not None for m in members):
+        out["measured_regime"] = regimes  # Kalra & Barkeshli's early regimes, on c sweeps
     return out
 
 

@@ -18,6 +18,7 @@ scoring's resolution).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,9 +38,11 @@ class FlowResult:
 
 
 def integrate_gradient_flow(oracle: Oracle, theta0: Any, t0: int, steps: np.ndarray, lr: float, *,
-                            sharpness_every: int = 1, alpha: float = 1.0, eig_tol: float = 1e-3) -> FlowResult:
+                            sharpness_every: int = 1, alpha: float = 1.0, eig_tol: float = 1e-3,
+                            on_row: Callable[[dict, Any], None] | None = None) -> FlowResult:
     """Integrate GF from θ(t0) = θ0 and record ``loss``, ``grad_norm`` at the wanted ``steps`` and
-    ``sharpness`` at those that are multiples of ``sharpness_every`` (0: never reported)."""
+    ``sharpness`` at those that are multiples of ``sharpness_every`` (0: never reported). ``on_row(row, θ)``,
+    if given, sees each row with θ at its step (and may add entries to the row)."""
     wanted = sorted(int(s) for s in steps if s >= t0)
     result = FlowResult(theta=theta0)
     if not wanted:
@@ -73,6 +76,8 @@ def integrate_gradient_flow(oracle: Oracle, theta0: Any, t0: int, steps: np.ndar
             if refreshed != target:
                 sharpness, refreshed = refresh(theta), float(target)
             row["sharpness"] = sharpness
+        if on_row is not None:
+            on_row(row, theta)
         result.rows.append(row)
         result.theta = theta
     return result
