@@ -3,7 +3,8 @@
 Per measured step t (before the update θ_t → θ_{t+1}) the frame holds: ``loss``, ``accuracy``,
 ``grad_norm``, ``param_norm``, ``dist_init`` (‖θ_t − θ_0‖), and at sharpness steps ``sharpness`` (the
 largest *algebraic* Hessian eigenvalue), ``eig_2..eig_k``, ``eos_ratio`` = sharpness / threshold (η·S/2
-for GD). SGD adds ``minibatch_loss`` and, at sharpness steps, ``batch_sharpness`` E_B[g_Bᵀ H_B g_B / ‖g_B‖²] (the mean
+for GD) and, when θ_{t±1} exist, ``osc_amplitude`` |(θ_t − θ̄_t)·u₁| with θ̄_t = ¼(θ_{t−1} + 2θ_t + θ_{t+1})
+(:mod:`eosbench.oscillation`). SGD adds ``minibatch_loss`` and, at sharpness steps, ``batch_sharpness`` E_B[g_Bᵀ H_B g_B / ‖g_B‖²] (the mean
 over ``batch_samples`` fresh minibatches, :mod:`eosbench.batch_sharpness`) and its standard error ``batch_sharpness_se``;
 Adam and RMSProp add ``precond_sharpness`` λ_max(P⁻¹H) and ``precond_threshold``; DAL adds its
 ``step_size`` η_t (and ``eos_ratio`` is then S·η_t/2). Test loss/accuracy
@@ -29,6 +30,7 @@ from eosbench.cost import measure_cost_ratios
 from eosbench.losses import accuracy
 from eosbench.optimizers import make_optimizer
 from eosbench.oracle import Oracle, build_oracle
+from eosbench.oscillation import AmplitudeProbe
 from eosbench.spec import TaskSpec, spec_hash
 from eosbench.store import Store
 from eosbench.trajectory import Trajectory
@@ -72,6 +74,7 @@ def measure(spec: TaskSpec, *, backend: str = "torch", data_dir: str | Path | No
     rows: list[dict] = []
     checkpoints: dict[int, np.ndarray] = {}
     warm = warm_pre = None
+    amplitude = AmplitudeProbe()  # osc_amplitude at sharpness steps, once θ_{t+1} is known
     outcome, eig_failures = "completed", 0
     for t in range(spec.steps + 1):
         measured = t % plan.every == 0 or t == spec.steps
@@ -129,7 +132,8 @@ def measure(spec: TaskSpec, *, backend: str = "torch", data_dir: str | Path | No
             ahead = opt.lookahead(theta)
             if ahead is not None:
                 g = oracle.grad(ahead)
-        theta = opt.update(theta, g, t)
+        theta, before = opt.update(theta, g, t), theta
+        amplitude.record(t, before, theta, rows[-1] if rows else None, warm)
         if on_step is not None:
             on_step(t + 1, spec.steps)
 
