@@ -134,6 +134,8 @@ class FamilyResult(_Record):
     metrics: dict[str, float | None]
     predicted_max_sharpness: dict[str, float] = Field(default_factory=dict, description="ordinal predictions")
     measured_max_sharpness: dict[str, float] = Field(default_factory=dict)
+    measured_regime: dict[str, str] = Field(default_factory=dict, description="early-training regimes "
+                                            "(eosbench.tracks.early_regime) of a c sweep's members")
 
 
 class PhaseTrack(_Record):

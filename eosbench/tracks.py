@@ -5,13 +5,27 @@ Phase rules, applied to a measured trajectory in this order:
 1. ``diverge`` — the run ended with a non-finite loss or one above the task's ``diverge_loss``.
 2. ``eos`` — over the last 20 % of the sharpness measurements, the mean of sharpness/threshold
    (η·S/2 for GD) is at least 0.95: the run sits at the edge of stability.
-3. ``catapult`` — the loss rose above 1.5× its initial value at some step before settling
-   (Lewkowycz et al. 2020: the loss grows, the sharpness falls, training converges to a flatter region).
-4. ``monotone`` — otherwise: the run converges without an early loss spike.
+3. ``catapult`` — the loss ever rose above its initial value, by more than a relative 1e-4
+   (:data:`LOSS_RISE_TOLERANCE`). This is Lewkowycz et al.'s catapult (arXiv 2003.02218: the loss grows
+   early, the curvature falls) and Kalra & Barkeshli's loss catapult (arXiv 2302.12250, c_loss: the loss
+   exceeds its initial value), and on ℓ(xy) it is the start of y's sign oscillation at η* (Ahn et al.,
+   arXiv 2212.07469): 1 % above η* the loss already rises 2.5 %, while below η* it never rises.
+4. ``monotone`` — otherwise: the loss never exceeds its start.
+
+Early-training regimes (Kalra & Barkeshli 2023, §3; our reading, thresholds our choice), from the same
+run's loss L and sharpness S, L0 and S0 their values at step 0:
+
+* ``diverge`` — the run diverged;
+* ``sharpness-catapult`` — the loss rose above L0 (rule 3) and the sharpness rose above S0 by more than
+  2 % (:data:`SHARPNESS_TOLERANCE`) before falling;
+* ``loss-catapult`` — the loss rose above L0 and the sharpness did not rise above S0 (by 2 %);
+* ``sharpness-reduction`` — the loss never rose and the sharpness at the last step is below S0 by 2 %;
+* ``progressive-sharpening`` — neither: the loss never rose and the sharpness ended at or above S0.
 
 Critical values of a sweep (ordered by c or η): ``c_loss`` is the boundary between the last
-``monotone`` member and the first member with another label; ``c_max`` is the boundary below the first
-``diverge`` member. A boundary between members a < b is placed at their geometric mean √(ab).
+``monotone`` member and the first member with another label; ``c_sharp`` the boundary below the first
+``sharpness-catapult`` member (the smallest c at which the sharpness catapults too); ``c_max`` the boundary
+below the first ``diverge`` member. A boundary between members a < b is placed at their geometric mean √(ab).
 """
 
 from __future__ import annotations
@@ -35,7 +49,14 @@ CONVERGED_LOSS = 0.05
 CONVERGED_SHARPNESS = 0.02
 REGIMES = ("before-onset", "onset", "sustained-eos", "catapult", "divergence", "adaptive-sgd")
 REGIME_OF_PHASE = {"diverge": "divergence", "eos": "sustained-eos", "catapult": "catapult"}
-CATAPULT_RISE = 1.5
+LOSS_RISE_TOLERANCE = 1e-4
+"""A loss above (1 + 1e-4)·L0 has risen. Round-off in a mean loss is ≲ √n·ε: 1e-13 in float64 and ≲ 1e-5 in
+float32 for n ≤ 5000 examples, so this is ≥ 10× above noise in either dtype and 250× below the smallest
+real rise we measured at a transition (2.5 % on ℓ(xy) at 1.01 η*)."""
+SHARPNESS_TOLERANCE = 0.02
+"""Relative change of the sharpness that counts as a rise or a fall in the early regimes (the measured
+sharpness is exact to ≈ 1e-8; 2 % is above the step-to-step wiggle of the runs at c < 2)."""
+EARLY_REGIMES = ("progressive-sharpening", "sharpness-reduction", "loss-catapult", "sharpness-catapult", "diverge")
 TAIL_FRACTION = 0.2
 
 
@@ -54,22 +75,51 @@ def label_series(loss: pd.Series, eos_ratio: pd.Series, *, diverged: bool) -> st
     tail = eos_ratio.iloc[-max(1, int(len(eos_ratio) * TAIL_FRACTION)):]
     if len(tail) and float(tail.mean()) >= EOS_RATIO:
         return "eos"
-    if len(loss) and float(loss.max()) > CATAPULT_RISE * float(loss.iloc[0]):
+    if loss_rose(loss):
         return "catapult"
     return "monotone"
 
 
-def critical_values(values: list[float], labels: list[str]) -> dict[str, float]:
-    """``c_loss`` and ``c_max`` of a sweep from its members' labels (see the module docstring)."""
+def loss_rose(loss: pd.Series) -> bool:
+    """Whether the loss ever rose above its initial value (rule 3)."""
+    return bool(len(loss)) and float(loss.max()) > (1 + LOSS_RISE_TOLERANCE) * float(loss.iloc[0])
+
+
+def early_regime(loss: pd.Series, sharpness: pd.Series, *, diverged: bool) -> str:
+    """The early-training regime of a run by the rules above (loss and sharpness without unmeasured steps)."""
+    if diverged:
+        return "diverge"
+    s0 = float(sharpness.iloc[0]) if len(sharpness) else math.nan
+    if loss_rose(loss):
+        rose = len(sharpness) and float(sharpness.max()) > (1 + SHARPNESS_TOLERANCE) * s0
+        return "sharpness-catapult" if rose else "loss-catapult"
+    if len(sharpness) and float(sharpness.iloc[-1]) < (1 - SHARPNESS_TOLERANCE) * s0:
+        return "sharpness-reduction"
+    return "progressive-sharpening"
+
+
+def measured_regime(trajectory: Trajectory) -> str:
+    """:func:`early_regime` of a measured run (its sharpness/threshold edge column for adaptive optimizers)."""
+    return early_regime(trajectory.series("loss"), trajectory.series(trajectory.edge[0]),
+                        diverged=trajectory.outcome == "diverged")
+
+
+def critical_values(values: list[float], labels: list[str], regimes: list[str] | None = None) -> dict[str, float]:
+    """``c_loss`` and ``c_max`` of a sweep from its members' phase labels, and ``c_sharp`` from their early
+    regimes when given (see the module docstring)."""
     order = np.argsort(values)
     xs = [float(values[i]) for i in order]
     ys = [labels[i] for i in order]
+    rs = [regimes[i] for i in order] if regimes is not None else None
     out: dict[str, float] = {}
     for i in range(len(xs) - 1):
         if "c_loss" not in out and ys[i] == "monotone" and ys[i + 1] != "monotone":
             out["c_loss"] = math.sqrt(xs[i] * xs[i + 1])
         if "c_max" not in out and ys[i] != "diverge" and ys[i + 1] == "diverge":
             out["c_max"] = math.sqrt(xs[i] * xs[i + 1])
+        if (rs is not None and "c_sharp" not in out and rs[i] not in ("sharpness-catapult", "diverge")
+                and rs[i + 1] == "sharpness-catapult"):
+            out["c_sharp"] = math.sqrt(xs[i] * xs[i + 1])
     return out
 
 
@@ -83,7 +133,7 @@ class Events:
     """What happens in a measured run (steps; None when it does not happen)."""
 
     onset: int | None  # first measured step with the edge sharpness ≥ its threshold
-    catapult: int | None  # the loss peak, when the loss rose above CATAPULT_RISE × its initial value
+    catapult: int | None  # the loss peak, when the loss rose above its initial value (rule 3)
     diverged: int | None  # the step the run diverged at
     converged: int  # first step from which the smoothed log-loss and sharpness stay at their final values
     sustained: bool  # the run ends at the edge of stability (phase label ``eos``)
@@ -97,7 +147,7 @@ def events(spec: TaskSpec, trajectory: Trajectory) -> Events:
     diverged = int(trajectory.frame.index.max()) if trajectory.outcome == "diverged" else None
     loss = frame["loss"].dropna()
     l0 = float(loss.iloc[0])
-    catapult = int(loss.idxmax()) if float(loss.max()) > CATAPULT_RISE * l0 else None
+    catapult = int(loss.idxmax()) if loss_rose(loss) else None
     column, threshold = trajectory.edge
     sharp = smooth(trajectory.series(column), spec.scoring.smoothing)
     smoothed_loss = smooth(loss, spec.scoring.smoothing)
