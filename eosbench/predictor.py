@@ -50,13 +50,16 @@ from eosbench.spec import TaskSpec
 Track = Literal["trajectory", "forecast", "phase"]
 TRACKS: tuple[str, ...] = ("trajectory", "forecast", "phase")
 PHASES: tuple[str, ...] = ("monotone", "catapult", "eos", "diverge")
-SERIES = ("loss", "sharpness", "grad_norm", "precond_sharpness", "batch_sharpness")
+SERIES = ("loss", "sharpness", "grad_norm", "precond_sharpness", "batch_sharpness", "osc_amplitude")
 """Series a prediction may hold, besides ``eig_2``, ``eig_3``, ... (each scored against the smoothed
 measurement, see :mod:`eosbench.scoring`).
 ``batch_sharpness`` is SGD's E_B[g_Bᵀ H_B g_B / ‖g_B‖²] over minibatches of the task's batch size
 (:mod:`eosbench.batch_sharpness`), scored like the sharpness, against 2/η.
 ``precond_sharpness`` is λ₁(P⁻¹H) of Adam and RMSProp (P = diag(√ν + ε)); on their tasks it is the scored
-sharpness, against its threshold, in place of the plain λ₁(H)."""
+sharpness, against its threshold, in place of the plain λ₁(H).
+``osc_amplitude`` is the oscillation's amplitude along the top eigenvector u₁, |(θ_t − θ̄_t)·u₁| with the centre
+θ̄_t = ¼(θ_{t−1} + 2θ_t + θ_{t+1}) (:mod:`eosbench.oscillation`): r for GD's period-two oscillation
+θ_t = c + (−1)^t r u₁; scored on a log scale (:func:`eosbench.scoring.amplitude_error`)."""
 SCALARS = ("onset_step", "final_sharpness", "phase", "critical_c", "max_sharpness", "divergence_step")
 """Scalars a prediction may hold; every one is scored (:mod:`eosbench.scoring`)."""
 
@@ -119,8 +122,9 @@ class Prediction:
 
     Attributes:
         frame: indexed by step (a subset of ``problem.steps``), with any of the columns ``loss``,
-            ``sharpness``, ``eig_2``.., ``grad_norm``, ``precond_sharpness``, ``batch_sharpness``. Missing
-            columns are "not covered"; steps a forecast stops short of count against it.
+            ``sharpness``, ``eig_2``.., ``grad_norm``, ``precond_sharpness``, ``batch_sharpness``,
+            ``osc_amplitude``. Missing columns are "not covered"; steps a forecast stops short of count
+            against it.
         scalars: any of ``onset_step`` (first step with sharpness ≥ threshold), ``final_sharpness``,
             ``divergence_step`` (the step the run's loss goes non-finite or above ``diverge_loss``),
             ``phase`` (one of :data:`PHASES`), ``critical_c`` (dict name → value), ``max_sharpness`` (the

@@ -9,6 +9,8 @@ Raw errors (lower is better), each over the steps the problem asks for:
   ``grad_norm_error`` the same for ‖∇L‖ (clipped at 1e-8 × its first scored value);
 * ``eig_k_error`` = mean |λ̂_k − λ̄_k| / threshold for the k-th Hessian eigenvalue;
 * ``batch_sharpness_error`` = mean |B̂S − B̄S| / threshold for SGD's batch sharpness (its threshold 2/η);
+* ``osc_amplitude_error`` = mean |log Â − log Ā| for the oscillation amplitude along u₁
+  (:mod:`eosbench.oscillation`), both clipped at 1e-2 × the largest smoothed measured amplitude of the run;
 * ``onset_error`` = |t̂ − t| / T for the first step with S ≥ threshold (trajectory track; a run that never
   crosses counts as crossing at T);
 * ``final_sharpness_error`` = |Ŝ_T − S̄_T| / threshold at the run's last step (trajectory track);
@@ -87,6 +89,21 @@ def loss_error(predicted: pd.Series, smoothed: pd.Series, initial_loss: float) -
     return float(np.mean(np.abs(floored_log(p, initial_loss) - floored_log(m, initial_loss))))
 
 
+AMPLITUDE_FLOOR = 1e-2
+"""Amplitudes below AMPLITUDE_FLOOR × the run's largest smoothed measured amplitude count as "no
+oscillation": before the edge GD's amplitude is drift and rounding (10⁻⁷–10⁻⁶ on the digits MLP, against 10⁻²
+at the edge) and a theory's may be 0; errors between such values mean nothing."""
+
+
+def amplitude_error(predicted: pd.Series, smoothed: pd.Series, scale: float) -> float:
+    """mean |log Â − log Ā|, both clipped at :data:`AMPLITUDE_FLOOR` × ``scale``."""
+    p, m = _aligned(predicted, smoothed)
+    if not len(p) or not scale > 0:
+        return math.nan
+    floor = AMPLITUDE_FLOOR * scale
+    return float(np.mean(np.abs(np.log(np.maximum(p, floor)) - np.log(np.maximum(m, floor)))))
+
+
 def first_crossing(series: pd.Series, threshold: float) -> int | None:
     hit = series.dropna()
     hit = hit[hit >= threshold]
@@ -158,15 +175,20 @@ def unit_errors(prediction: Prediction, spec: TaskSpec, trajectory: Trajectory, 
         frame = frame.loc[frame.index < predicted_div]
     answered: dict[str, float] = {}
     smoothed: dict[str, pd.Series] = {}
+    scales: dict[str, float] = {}  # an amplitude's scale: its largest smoothed value over the whole run
     for name in (c for c in frame.columns if c in measured and is_scored_series(c)):
         target = smooth(measured[name], spec.scoring.smoothing)
+        if name in AMPLITUDE_SERIES:
+            scales[name] = float(target.max()) if len(target) else math.nan
         target = target.loc[target.index.isin(steps)]
         given = frame[name].dropna()
         answered[name] = float(target.index.isin(given.index).mean()) if len(target) else 0.0
         smoothed[name] = target
     l0 = float(measured["loss"].dropna().iloc[0])
     for name, target in smoothed.items():
-        if name in LOG_SERIES:
+        if name in AMPLITUDE_SERIES:
+            metrics[f"{name}_error"] = amplitude_error(frame[name], target, scales[name])
+        elif name in LOG_SERIES:
             metrics[f"{name}_error"] = loss_error(frame[name], target, l0 if name == "loss" else float(target.iloc[0]))
         else:
             metrics[f"{name}_error"] = sharpness_error(frame[name], target, threshold)
@@ -174,7 +196,7 @@ def unit_errors(prediction: Prediction, spec: TaskSpec, trajectory: Trajectory, 
     if track == "trajectory":
         metrics.update(_run_level_errors(prediction, frame, spec, trajectory, steps, threshold, smoothed,
                                          predicted_div))
-    horizon = _horizon_errors(frame, smoothed, t0, spec.horizon, threshold, l0) if track == "forecast" else {}
+    horizon = _horizon_errors(frame, smoothed, t0, spec.horizon, threshold, l0, scales) if track == "forecast" else {}
     return metrics, answered, horizon
 
 
@@ -211,7 +233,7 @@ def _run_level_errors(prediction: Prediction, frame: pd.DataFrame, spec: TaskSpe
 
 
 def _horizon_errors(frame: pd.DataFrame, smoothed: dict[str, pd.Series], t0: int, horizon: int,
-                    threshold: float, l0: float) -> dict[str, dict[str, float]]:
+                    threshold: float, l0: float, scales: dict[str, float] | None = None) -> dict[str, dict[str, float]]:
     """Per series, the error at the first scored step at least h steps after t0 (h ≤ the horizon)."""
     out: dict[str, dict[str, float]] = {}
     for name, target in smoothed.items():
@@ -222,7 +244,9 @@ def _horizon_errors(frame: pd.DataFrame, smoothed: dict[str, pd.Series], t0: int
             if not len(later) or later[0] not in given.index:
                 continue
             p, m = float(given.loc[later[0]]), float(target.loc[later[0]])
-            if name in LOG_SERIES:
+            if name in AMPLITUDE_SERIES:
+                err = amplitude_error(pd.Series([p]), pd.Series([m]), (scales or {}).get(name, math.nan))
+            elif name in LOG_SERIES:
                 floor_at = l0 if name == "loss" else float(target.iloc[0])
                 err = float(abs(floored_log(p, floor_at) - floored_log(m, floor_at)))
             else:
@@ -235,10 +259,12 @@ def _horizon_errors(frame: pd.DataFrame, smoothed: dict[str, pd.Series], t0: int
 LOG_SERIES = ("loss", "grad_norm")
 """Series compared on a log scale (their errors are mean |log p − log m|); the others (``sharpness``,
 ``eig_k``, ``batch_sharpness``) as |p − m| / threshold."""
+AMPLITUDE_SERIES = ("osc_amplitude",)
+"""Series compared on a log scale clipped relative to the run's own largest amplitude (:func:`amplitude_error`)."""
 
 
 def is_scored_series(column: str) -> bool:
-    return (column in ("sharpness", "batch_sharpness", *LOG_SERIES)
+    return (column in ("sharpness", "batch_sharpness", *LOG_SERIES, *AMPLITUDE_SERIES)
             or (column.startswith("eig_") and column[4:].isdigit()))
 
 
