@@ -39,3 +39,93 @@ def test_threshold_neurons_appear_above_eta_star_at_the_papers_size():
     below, above = (mean_final_bias(spec, oracle, f * 2 / s0) for f in (0.5, 1.5))
     print(f"mean final bias: {below:+.3f} at 0.5 η*, {above:+.3f} at 1.5 η*")
     assert abs(below) < 0.15 and above < -0.25
+
+
+# ------------------------------------------------------------------------------ Nar & Sastry on deep chains
+def chain_sharpness(w):
+    """λ₁ of ½(∏w − r)² at a minimum: Σ_i ∏_{j≠i} w_j² (Nar & Sastry 2018)."""
+    return sum(np.prod(np.delete(w, i)) ** 2 for i in range(len(w)))
+
+
+def stability_rule_unit(spec, trajectory):
+    from eosbench.predictor import Budget
+    from eosbench.registry import Registry
+    from eosbench.scoring import score_unit
+    from eosbench.tracks import make_problem
+
+    problem = make_problem("trajectory", spec, trajectory, build_oracle(spec), 0, Budget())
+    prediction = Registry().get("stability-rule").load()().predict(problem)
+    payload = {0: {"frame": prediction.frame, "scalars": prediction.scalars}}
+    return prediction, score_unit(spec, trajectory, "trajectory", payload, None)
+
+
+def test_chain_below_its_bound_converges_and_final_sharpness_is_scored(measured):
+    """chain-depth4 at η = 0.16 < 2/(4·2^1.5) = 0.177: GD converges to a minimum whose closed-form sharpness
+    lies between the flattest minimum's 11.31 and 2/η = 12.5; the stability rule's final_sharpness is
+    scored as |Ŝ − S̄_T|/(2/η) with S̄ the smoothed measured sharpness."""
+    from eosbench.series import smooth
+
+    spec = CATALOG.get("chain-depth4")
+    trajectory = measured("chain-depth4")
+    w = trajectory.checkpoint(spec.steps)
+    assert 4 * 2 ** 1.5 <= chain_sharpness(w) <= 2 / 0.16
+    assert float(trajectory.series("sharpness").iloc[-1]) == pytest.approx(chain_sharpness(w), rel=1e-6)
+    prediction, unit = stability_rule_unit(spec, trajectory)
+    target = smooth(trajectory.series("sharpness"), spec.scoring.smoothing).iloc[-1]
+    expected = abs(prediction.scalars["final_sharpness"] - target) / trajectory.threshold
+    assert unit["metrics"]["final_sharpness_error"] == pytest.approx(expected, rel=1e-12)
+    assert prediction.scalars["phase"] == "monotone" and unit["metrics"]["phase_error"] == 0.0
+
+
+def test_chain_above_its_bound_never_converges(measured):
+    """chain-depth4-above at η = 0.23 = 1.3× the bound: no minimum is stable, so GD never converges
+    (Nar & Sastry's claim: measured mean loss 0.2 over the last 50 steps, sharpness ending above 2/η) —
+    but it does not blow up either: the stability rule's ``diverge`` label is wrong (phase_error 1)."""
+    spec = CATALOG.get("chain-depth4-above")
+    trajectory = measured("chain-depth4-above")
+    prediction, unit = stability_rule_unit(spec, trajectory)
+    assert prediction.diagnostics["admissible_lr"] == pytest.approx(2 / (4 * 2 ** 1.5))
+    assert prediction.diagnostics["admissible_lr"] < spec.optimizer.lr
+    assert prediction.scalars["phase"] == "diverge"
+    loss = trajectory.series("loss")
+    assert trajectory.outcome == "completed" and loss.iloc[-50:].mean() > 0.1
+    assert trajectory.series("sharpness").iloc[-1] > trajectory.threshold
+    assert unit["metrics"]["phase_error"] == 1.0
+
+
+# ------------------------------------------------------------------------------ Kalra & Barkeshli's regimes
+def test_early_regimes_by_hand():
+    import pandas as pd
+
+    from eosbench.tracks import early_regime
+
+    def run(loss, sharpness, diverged=False):
+        return early_regime(pd.Series(loss, dtype=float), pd.Series(sharpness, dtype=float), diverged=diverged)
+
+    assert run([1, 0.5, 0.2], [1, 1.01, 1.05]) == "progressive-sharpening"
+    assert run([1, 0.5, 0.2], [1, 0.9, 0.7]) == "sharpness-reduction"
+    assert run([1, 1.3, 0.2], [1, 0.9, 0.3]) == "loss-catapult"
+    assert run([1, 1.3, 0.2], [1, 1.2, 0.3]) == "sharpness-catapult"
+    assert run([1, 1.00001, 0.2], [1, 1.2, 0.3]) == "sharpness-reduction"  # a rise below 1e-4 is noise
+    assert run([1, 1e9], [1, 1e3], diverged=True) == "diverge"
+
+
+def test_phase_plane_regimes_and_critical_values_on_a_small_family(measured):
+    """Five members of a depth-4, width-64 row of the plane (n = 200, 40 steps): sharpness reduction at
+    c = 2 and 4, loss catapult at 5.5, sharpness catapult at 11, divergence at 23 — so c_loss =
+    √(4·5.5), c_sharp = √(5.5·11), c_max = √(11·23)."""
+    from eosbench.tracks import critical_values, measured_regime, phase_label
+
+    family = CATALOG.get("phase-plane-d4-w64@c=2")
+    rows = []
+    for c in (2.0, 4.0, 5.5, 11.0, 23.0):
+        spec = family.model_copy(update={"id": f"phase-plane-d4-w64@c={c:g}",
+                                         "optimizer": family.optimizer.model_copy(update={"c": c})})
+        trajectory = measured(spec)
+        rows.append((c, phase_label(trajectory), measured_regime(trajectory)))
+    print(rows)
+    assert [r for _, _, r in rows] == ["sharpness-reduction", "sharpness-reduction", "loss-catapult",
+                                       "sharpness-catapult", "diverge"]
+    critical = critical_values([c for c, _, _ in rows], [p for _, p, _ in rows], [r for _, _, r in rows])
+    assert critical == pytest.approx({"c_loss": math.sqrt(4 * 5.5), "c_sharp": math.sqrt(5.5 * 11),
+                                      "c_max": math.sqrt(11 * 23)})

@@ -6,8 +6,9 @@ import math
 
 from eosbench.predictor import Prediction, Predictor, Problem
 from eosbench.spec import TaskSpec
-from eosbench.theory.uvmap import (C_LOSS, C_MAX, catapult_phase, ntk_from_sharpness, orbit_label, scan_critical,
-                            uv_orbit)
+from eosbench.theory.uvmap import (C_LOSS, C_MAX, catapult_phase, ntk_from_sharpness, orbit_label, orbit_series,
+                                   scan_critical, uv_orbit)
+from eosbench.tracks import early_regime
 
 
 def effective_width(model_info: dict) -> float | None:
@@ -29,7 +30,8 @@ class PhaseRules(Predictor):
     scaling of the critical values was not confirmed, so they come from the UV model
     (:mod:`eosbench.theory.uvmap`): c_loss = 2, c_max = 4 in the wide limit; at finite size (our choice) one UV
     mode of effective width w/(d − 1) (:func:`effective_width`) with f0 = 0, y = √(2L0) and the NTK from the
-    measured S0, labelled like a run; ``critical_c`` are the label boundaries over the sweep. Without a
+    measured S0, labelled like a run; ``critical_c`` are the label boundaries over the sweep, and ``c_sharp``
+    the first c at which that UV run's sharpness catapults (:func:`eosbench.tracks.early_regime`). Without a
     width, or with a loss other than MSE, the wide rule applies. Uses only step 0's loss and sharpness.
     Measured accuracy: docs/theory.md §7.
     """
@@ -52,14 +54,24 @@ class PhaseRules(Predictor):
         ntk0 = ntk_from_sharpness(-target, lam0, width, target)
         steps = problem.task.steps
 
-        def label(eta: float) -> str:
-            orbit = uv_orbit(0.0, ntk0, eta, width, target, steps, diverge_loss=problem.task.measure.diverge_loss)
-            return orbit_label(orbit, problem.task, 0, eta)
+        def orbit(eta: float):
+            return uv_orbit(0.0, ntk0, eta, width, target, steps, diverge_loss=problem.task.measure.diverge_loss)
 
-        if relative:  # the sweep variable x is c (η = x/λ0), else η itself; c from 0.05 to 50 either way
-            critical = scan_critical(lambda x: label(x / lam0), 0.05, 50.0)
-        else:
-            critical = scan_critical(label, 0.05 / lam0, 50.0 / lam0)
+        def label(eta: float) -> str:
+            return orbit_label(orbit(eta), problem.task, 0, eta)
+
+        def regime(eta: float) -> str:
+            run = orbit(eta)
+            series = orbit_series(run, problem.task, 0)
+            return early_regime(series["loss"], series["sharpness"], diverged=run.diverged)
+
+        scale = 1.0 / lam0 if relative else 1.0  # the sweep variable x is c (η = x/λ0), else η itself
+        critical = scan_critical(lambda x: label(x * scale), 0.05 / lam0 / scale, 50.0 / lam0 / scale)
+        sharp = scan_critical(lambda x: "monotone" if regime(x * scale) not in ("sharpness-catapult", "diverge")
+                              else "catapult", 0.05 / lam0 / scale, 50.0 / lam0 / scale)
+        if "c_loss" in sharp and (critical.get("c_max") is None or sharp["c_loss"] < critical["c_max"]):
+            critical["c_sharp"] = sharp["c_loss"]  # the first c at which the UV mode's sharpness catapults
         return Prediction(scalars={"phase": label(lr), "critical_c": critical},
                           diagnostics={"model": "uv", "c": c, "effective_width": width, "target": target,
-                                       "ntk0": ntk0, "eta_c": math.sqrt(width) / target})
+                                       "ntk0": ntk0, "eta_c": math.sqrt(width) / target,
+                                       "early_regime": regime(lr)})
