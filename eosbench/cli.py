@@ -550,6 +550,23 @@ def predictors_show(name: str, plugins: tuple[str, ...], as_json: bool) -> None:
 
 
 # -------------------------------------------------------------------------------------- run/score
+def _print_held_out(record: dict) -> None:
+    """Per track, the public score beside the held-out score (``run --held-out``)."""
+    held = record.get("held_out")
+    if not held:
+        return
+    table = Table(title=f"{escape(record['predictor']['name'])} · held out (seed {held['seed']}, {held['seed_source']})")
+    for col in ("track", "public", "held out", "gap"):
+        table.add_column(col, justify="left" if col == "track" else "right")
+    for track, s in held["scores"].items():
+        table.add_row(track + (" (accuracy)" if track == "phase" else ""),
+                      *("-" if s[k] is None else f"{s[k]:+.3f}" for k in ("public", "held_out", "gap")))
+    out.print(table)
+    out.print("  " + "; ".join(f"{v['task']}: " + ", ".join(
+        f"{k} {', '.join(f'{x:g}' for x in x_) if isinstance(x_, list) else format(x_, 'g')}"
+        for k, x_ in v["drawn"].items()) for v in held["variants"].values()), highlight=False, markup=False)
+
+
 def _print_record(record: dict) -> None:
     for track, result in record["tracks"].items():
         if track == "phase":
@@ -599,7 +616,8 @@ def _print_record(record: dict) -> None:
 def _run_or_score(ctx: click.Context, predictors: tuple[str, ...], task_ids, suite, tracks, backend, plugins,
                   data_dir, as_json, publish, results_dir, *, cached_only: bool, force: bool = False,
                   budget: float | None = None, device: str | None = None, executor: str = "local", jobs: int = 1,
-                  address: str | None = None, workers: int | None = None, threads: int | None = None) -> list[dict]:
+                  address: str | None = None, workers: int | None = None, threads: int | None = None,
+                  held_out: bool = False, held_out_seed: int | None = None) -> list[dict]:
     from eosbench.executors import make_executor
     from eosbench.results import publish as publish_record
     from eosbench.runner import REFERENCE, RunContext, run_many
@@ -610,19 +628,38 @@ def _run_or_score(ctx: click.Context, predictors: tuple[str, ...], task_ids, sui
     suite = suite or (None if task_ids else "tiny")
     specs = _select(catalog, task_ids, suite, device)
     _check_work(refs, specs, list(tracks))
+    variants, drawn, seed_source = [], {}, None
+    if held_out or held_out_seed is not None:
+        from eosbench.heldout import draw, fresh_seed
+
+        seed_source = "drawn" if held_out_seed is None else "command-line"
+        held_out_seed = fresh_seed() if held_out_seed is None else held_out_seed
+        variants, drawn = draw(specs, held_out_seed)
+        if not variants:
+            raise EosbenchError("--held-out: none of the selected tasks declares held_out ranges (a 'held_out' "
+                                "section in its task file; see docs/scoring.md).")
+        console.print(f"held out: {len(drawn)} variants ({len(variants)} tasks) drawn from seed {held_out_seed} "
+                      f"({seed_source})", highlight=False)
     store = _store(ctx)
     store.clean_partial()
     _use_threads(threads)
     with _Reporter(live=console.is_terminal, quiet=as_json) as reporter:
         if executor == "local":  # here, with per-step progress; a Dask run measures on its workers
-            _measure_first(_measured_specs(refs, specs, list(tracks)), store, data_dir, reporter)
+            _measure_first(_measured_specs(refs, specs + variants, list(tracks)), store, data_dir, reporter)
         pool = make_executor(executor, jobs=jobs, address=address, workers=workers, threads=threads)
         try:
             run_ctx = RunContext(store=store, catalog=catalog, backend=backend,
                                  data_dir=str(data_dir) if data_dir else None, force=force, cached_only=cached_only,
                                  budget_seconds=budget, executor=pool, on_event=reporter)
-            records = run_many(refs, specs, run_ctx, tracks=list(tracks) or None, suite=suite or "custom",
-                               reference=registry.refs.get(REFERENCE))
+            if variants:
+                from eosbench.heldout import run_held_out
+
+                records = run_held_out(refs, specs, variants, drawn, run_ctx, seed=held_out_seed,
+                                       seed_source=seed_source, tracks=list(tracks) or None, suite=suite or "custom",
+                                       reference=registry.refs.get(REFERENCE))
+            else:
+                records = run_many(refs, specs, run_ctx, tracks=list(tracks) or None, suite=suite or "custom",
+                                   reference=registry.refs.get(REFERENCE))
         finally:
             pool.close()
     for record in records:
@@ -630,6 +667,7 @@ def _run_or_score(ctx: click.Context, predictors: tuple[str, ...], task_ids, sui
             console.print(f"published {escape(str(publish_record(record, results_dir)))}", highlight=False)
         if not as_json:
             _print_record(record)
+            _print_held_out(record)
         for note in _empty_tracks(record):
             console.print(f"[yellow]nothing scored[/] {escape(note)}", highlight=False, soft_wrap=True)
     if as_json:
@@ -744,9 +782,14 @@ def _with_run_options(fn):
                                 "(default: start a LocalCluster on this machine).")
 @click.option("--workers", type=int, help="Dask executor: worker processes of the LocalCluster (default: cores).")
 @_THREADS_OPTION
+@click.option("--held-out", is_flag=True,
+              help="Also draw one unseen variant of each task from its held_out ranges, measure and score it, and "
+                   "record the public score next to the held-out score (docs/scoring.md).")
+@click.option("--held-out-seed", type=click.IntRange(min=0),
+              help="The seed of the held-out draw (implies --held-out; default: drawn from the OS and recorded).")
 @click.pass_context
 def run_cmd(ctx, predictors, suite, task_ids, tracks, backend, plugins, data_dir, as_json, publish, results_dir,
-            force, budget, device, executor, jobs, address, workers, threads):
+            force, budget, device, executor, jobs, address, workers, threads, held_out, held_out_seed):
     """Run PREDICTORS on a suite: measure missing ground truth, predict, score, print a table.
 
     Each task runs in its own process under the predictor's budget: a crash, a hang, NaNs or wrong steps
@@ -760,7 +803,8 @@ def run_cmd(ctx, predictors, suite, task_ids, tracks, backend, plugins, data_dir
     """
     records = _run_or_score(ctx, predictors, task_ids, suite, tracks, backend, plugins, data_dir, as_json, publish,
                             results_dir, cached_only=False, force=force, budget=budget, device=device,
-                            executor=executor, jobs=jobs, address=address, workers=workers, threads=threads)
+                            executor=executor, jobs=jobs, address=address, workers=workers, threads=threads,
+                            held_out=held_out, held_out_seed=held_out_seed)
     _exit_if_all_failed(records)
 
 

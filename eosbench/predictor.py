@@ -16,9 +16,10 @@ Tracks (how a problem is posed, see :mod:`eosbench.tracks`):
   ``max_sharpness`` (only its ranks across the sweep's members are scored, by Spearman's ρ).
 
 Rules: a predictor never sees measurements past t0 (the prefix it gets has no later rows); it gets the
-task's spec with its id and description blanked, so it must work from the mathematics, not from a
-lookup table keyed by task ("no fingerprinting"). A quantity it cannot answer is left out and counted as
-"not covered", not as an error. Time is counted in optimizer steps: gradient flow is dθ/dt = −η∇L(θ).
+task's spec with its id, description and seeds blanked, so it must work from the mathematics, not from a
+lookup table keyed by task ("no fingerprinting"); ``eosbench run --held-out`` scores it on unseen
+variants too. A quantity it cannot answer is left out and counted as "not covered", not as an error.
+Time is counted in optimizer steps: gradient flow is dθ/dt = −η∇L(θ).
 
 Minimal example (a plugin file; in a predictor folder, name and version go in ``predictor.yaml`` instead)::
 
@@ -77,7 +78,8 @@ class Problem:
     """Everything a theory may use to forecast a run (and nothing past t0).
 
     Attributes:
-        task: the task's spec with ``id`` and ``description`` blanked (data, model, loss, optimizer, ...).
+        task: the task's spec with ``id``, ``description``, ``family``, held-out ranges and the initialization
+            and data seeds blanked (data, model, loss, optimizer, ...; :func:`eosbench.tracks.blind`).
         track: ``trajectory``, ``forecast`` or ``phase``.
         lr: the learning rate η actually used (resolved from c/λ0 for relative sweeps).
         threshold: the stability threshold of the sharpness for this optimizer (2/η for GD).

@@ -143,6 +143,34 @@ class PhaseTrack(_Record):
     aggregate: dict[str, float | int | None]
 
 
+class HeldOutVariant(_Record):
+    """One held-out variant (:mod:`eosbench.heldout`): of a task, or of a sweep family (then expanded)."""
+
+    task: str = Field(description="the variant's id (a family's: its members are <id>@c=...)")
+    public: list[str] = Field(description="the public tasks it stands beside")
+    drawn: dict[str, float | int | list[float]] = Field(description="what was drawn: lr or c, width, depth, n")
+    spec_hashes: dict[str, str] = Field(description="spec hash of each variant task")
+
+
+class HeldOutScores(_Record):
+    """A track's summary on the public tasks that have variants, beside the same on their variants (mean
+    regime score; phase track: mean label accuracy); gap = public − held out."""
+
+    public: float | None
+    held_out: float | None
+    gap: float | None
+
+
+class HeldOutResult(_Record):
+    """``eosbench run --held-out``: the run seed, the variants drawn from it, and their scores."""
+
+    seed: int = Field(ge=0, description="the run seed every variant is drawn from")
+    seed_source: Literal["command-line", "drawn"]
+    variants: dict[str, HeldOutVariant] = Field(description="by public task or family id")
+    tracks: dict[Literal["trajectory", "forecast", "phase"], ForecastTrack | PhaseTrack]
+    scores: dict[Literal["trajectory", "forecast", "phase"], HeldOutScores]
+
+
 class ResultRecord(_Record):
     """A predictor's results on one suite."""
 
@@ -156,6 +184,7 @@ class ResultRecord(_Record):
     created: str
     host: dict[str, str]
     tracks: dict[Literal["trajectory", "forecast", "phase"], ForecastTrack | PhaseTrack]
+    held_out: HeldOutResult | None = Field(None, description="held-out variants and scores (run --held-out)")
 
 
 def load_result(path: str | Path) -> ResultRecord:

@@ -12,7 +12,16 @@ import hashlib
 import json
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from eosbench.batch_sharpness import DEFAULT_SAMPLES
 
@@ -38,7 +47,8 @@ class DigitsData(_DataBase):
     """scikit-learn's 8×8 digits (1797 images), standardized per pixel."""
 
     name: Literal["digits"] = "digits"
-    subset: Literal["first", "per_class"] = "first"
+    subset: Literal["first", "per_class", "random"] = Field(
+        "first", description="the first n in file order, n/k per class, or n at random by the data seed")
     classes: list[int] | None = Field(None, description="keep only these digits (relabelled 0..k-1)")
     targets: Literal["onehot", "index"] = "onehot"
     standardize: bool = True
@@ -48,7 +58,7 @@ class Cifar10Data(_DataBase):
     """CIFAR-10 read from a local folder in torchvision's layout (``cifar-10-batches-py``)."""
 
     name: Literal["cifar10"] = "cifar10"
-    subset: Literal["first", "per_class"] = "first"
+    subset: Literal["first", "per_class", "random"] = "first"
     classes: list[int] | None = None
     targets: Literal["onehot", "index"] = "onehot"
     normalize: bool = Field(True, description="per-channel standardization with the training set's statistics")
@@ -418,6 +428,55 @@ class Sweep(_Strict):
         return list(self.lr if self.lr is not None else self.c)
 
 
+WIDTH_ARCHS = ("mlp", "cnn", "transformer", "uv", "deep-linear", "sparse-relu")
+"""Architectures a held-out ``width`` applies to (mlp/cnn: the first hidden layer, the others scaled with it;
+transformer: d_model, d_mlp scaled with it; the others: their ``width``)."""
+DEPTH_ARCHS = ("mlp", "cnn", "transformer", "chain", "deep-linear")
+"""Architectures a held-out ``depth`` applies to (mlp/cnn: hidden layers/stages; transformer: layers)."""
+SUBSET_DATA = ("digits", "cifar10")
+
+
+class HeldOut(_Strict):
+    """The ranges a held-out variant of this task is drawn from (``eosbench run --held-out``,
+    :mod:`eosbench.heldout`): η or c log-uniform in [low, high], width, depth and n uniform integers in
+    [low, high], fresh initialization and data seeds. A range left out keeps the public task's value."""
+
+    lr: tuple[float, float] | None = Field(None, description="η drawn log-uniformly from [low, high]")
+    c: tuple[float, float] | None = Field(None, description="c (η = c/λ0) drawn log-uniformly from [low, high]")
+    width: tuple[int, int] | None = Field(None, description=f"width drawn from [low, high] ({', '.join(WIDTH_ARCHS)})")
+    depth: tuple[int, int] | None = Field(None, description=f"depth drawn from [low, high] ({', '.join(DEPTH_ARCHS)})")
+    n: tuple[int, int] | None = Field(None, description="training examples drawn from [low, high]")
+    subset: Literal["random"] | None = Field(
+        None, description="'random': the training examples drawn at random with the data seed (digits, cifar10)")
+    seed: bool = Field(True, description="draw fresh initialization and data seeds (and SGD's batch seed)")
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        for key in ("lr", "c", "width", "depth", "n"):
+            value = getattr(self, key)
+            if value is not None and (value[0] <= 0 or value[0] > value[1]):
+                raise ValueError(f"held_out.{key} must be [low, high] with 0 < low <= high, got {list(value)}")
+        return self
+
+    def check(self, model, data, optimizer, sweep) -> None:
+        """That every range applies to the task (a ValueError naming the ``held_out`` key otherwise)."""
+        key = sweep.key if sweep is not None else ("lr" if optimizer.lr is not None else "c")
+        other = "c" if key == "lr" else "lr"
+        if getattr(self, other) is not None:
+            raise ValueError(f"held_out.{other}: this task sets its learning rate by '{key}', so give a "
+                             f"'{key}' range instead")
+        if self.width is not None and model.arch not in WIDTH_ARCHS:
+            raise ValueError(f"held_out.width: the {model.arch} architecture has no width "
+                             f"(one of {', '.join(WIDTH_ARCHS)} has)")
+        if self.depth is not None and model.arch not in DEPTH_ARCHS:
+            raise ValueError(f"held_out.depth: the {model.arch} architecture has no depth "
+                             f"(one of {', '.join(DEPTH_ARCHS)} has)")
+        if self.n is not None and not hasattr(data, "n"):
+            raise ValueError(f"held_out.n: the {data.name} data has no training examples to draw")
+        if self.subset is not None and data.name not in SUBSET_DATA:
+            raise ValueError(f"held_out.subset: only {' and '.join(SUBSET_DATA)} data draw a subset, not {data.name}")
+
+
 # --------------------------------------------------------------------------------------------- task
 class TaskSpec(_Strict):
     """A standardized task: everything that decides a measured trajectory."""
@@ -439,6 +498,14 @@ class TaskSpec(_Strict):
     family: str | None = Field(None, description="the sweep family this task was expanded from")
     family_params: dict[str, float] = Field(default_factory=dict, description="e.g. depth, width of a phase family")
     sweep: Sweep | None = None
+    held_out: HeldOut | None = Field(None, description="ranges of the held-out variants (not part of the hash)")
+
+    @field_validator("held_out")
+    @classmethod
+    def _held_out_applies(cls, value: HeldOut | None, info: ValidationInfo) -> HeldOut | None:
+        if value is not None and all(k in info.data for k in ("model", "data", "optimizer")):
+            value.check(info.data["model"], info.data["data"], info.data["optimizer"], info.data.get("sweep"))
+        return value
 
     @property
     def lr_is_relative(self) -> bool:
@@ -474,10 +541,11 @@ class TaskSpec(_Strict):
 
 
 def normalized(spec: TaskSpec) -> dict:
-    """The fields that decide the numbers, with defaults filled in (id, text and scoring excluded).
+    """The fields that decide the numbers, with defaults filled in (id, text, scoring and held-out ranges
+    excluded).
     ``measure.batch_samples`` counts for SGD only (its default filled in there, left out elsewhere)."""
     out = spec.model_dump(mode="json", exclude={"id", "version", "tier", "description", "scoring",
-                                                  "family", "family_params", "sweep"})
+                                                  "family", "family_params", "sweep", "held_out"})
     if spec.optimizer.name == "sgd":
         out["measure"]["batch_samples"] = spec.measure.batch_samples or DEFAULT_SAMPLES
     else:

@@ -124,8 +124,14 @@ def critical_values(values: list[float], labels: list[str], regimes: list[str] |
 
 
 def blind(spec: TaskSpec) -> TaskSpec:
-    """The spec a predictor sees: id, description and family blanked (no fingerprinting)."""
-    return spec.model_copy(update={"id": "task", "description": "", "family": None})
+    """The spec a predictor sees: id, description, family and held-out ranges blanked (no fingerprinting), and
+    the initialization and data seeds set to None (θ0 is handed over; the oracle holds the data). SGD's
+    batch seed stays: replaying its batches needs it."""
+    update = {"id": "task", "description": "", "family": None, "held_out": None,
+              "model": spec.model.model_copy(update={"seed": None})}
+    if "seed" in type(spec.data).model_fields:
+        update["data"] = spec.data.model_copy(update={"seed": None})
+    return spec.model_copy(update=update)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def load_cifar10(spec: Cifar10Data, loss: str, data_dir: str | Path | None) -> D
     # "first n" reads only the leading batches it needs; per-class and class filters read them all
     first_only = spec.subset == "first" and spec.classes is None
     images, labels = _read(folder, available, spec.n if first_only else None)
-    train = select(labels, spec.n, spec.subset, spec.classes)
+    train = select(labels, spec.n, spec.subset, spec.classes, spec.seed)
     x = images[train].astype(np.float64) / 255.0
     lab, k = relabel(labels[train], spec.classes, NUM_CLASSES)
     x_test, lab_test = np.zeros((0, 3, 32, 32)), np.zeros(0, np.int64)

@@ -22,7 +22,7 @@ def standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
 def load_digits(spec: DigitsData, loss: str) -> Dataset:
     x_all, y_all = _sk_digits(return_X_y=True)
     x_all = x_all.astype(np.float64)
-    train = select(y_all, spec.n, spec.subset, spec.classes)
+    train = select(y_all, spec.n, spec.subset, spec.classes, spec.seed)
     rest = np.setdiff1d(np.arange(len(y_all)), train)
     if spec.classes is not None:
         rest = rest[np.isin(y_all[rest], spec.classes)]

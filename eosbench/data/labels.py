@@ -7,8 +7,9 @@ import numpy as np
 from eosbench.errors import SpecError
 
 
-def select(labels: np.ndarray, n: int | None, subset: str, classes: list[int] | None) -> np.ndarray:
-    """Indices of the training subset: ``first`` n in file order, or n/k of each class (``per_class``)."""
+def select(labels: np.ndarray, n: int | None, subset: str, classes: list[int] | None, seed: int = 0) -> np.ndarray:
+    """Indices of the training subset: ``first`` n in file order, n/k of each class (``per_class``), or n
+    drawn without replacement by ``seed`` (``random``, returned in file order)."""
     pool = np.arange(len(labels))
     if classes is not None:
         pool = pool[np.isin(labels, classes)]
@@ -17,6 +18,8 @@ def select(labels: np.ndarray, n: int | None, subset: str, classes: list[int] | 
         raise SpecError(f"field 'data.n': {n} examples requested, only {len(pool)} available.")
     if subset == "first":
         return pool[:n]
+    if subset == "random":
+        return np.sort(np.random.default_rng(seed).choice(pool, size=n, replace=False))
     kept = sorted(set(labels[pool].tolist()))
     if n % len(kept):
         raise SpecError(f"field 'data.n': {n} is not divisible by the {len(kept)} classes (subset per_class).")
