@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from eosbench.theory.flows import flow_for_problem
+from eosbench.theory.stable_flows import STABLE_FLOW_OPTIMIZERS, stable_flow_for_problem
 from eosbench.predictor import Prediction, Predictor, Problem
 from eosbench.spec import TaskSpec
 
@@ -15,16 +16,23 @@ class GradientFlow(Predictor):
     (RK4 with Δτ·ηS ≤ 1, as in Cohen et al.). Applies to full-batch GD and SGD (its small-step limit).
     The integrator uses only the oracle and array operators, so the same code runs on the torch and the
     JAX backend (``--backend jax``) and gives the same scores on both.
+
+    On heavy ball, Nesterov, RMSProp and Adam it forecasts the optimizer's stable flow instead
+    (:mod:`eosbench.theory.stable_flows`: θ̇ = −η∇L/(1−β); RMSProp's and Adam's flows of θ and their
+    moments, with ``precond_sharpness`` = λ₁(P⁻¹H), whose threshold then decides ``onset_step``).
     """
 
 
     def applies_to(self, task: TaskSpec) -> bool:
-        return task.optimizer.name in ("gd", "sgd")
+        return task.optimizer.name in ("gd", "sgd", *STABLE_FLOW_OPTIMIZERS)
 
     def predict(self, problem: Problem) -> Prediction:
-        flow = flow_for_problem(problem)
+        if problem.task.optimizer.name in STABLE_FLOW_OPTIMIZERS:
+            flow, column, threshold = stable_flow_for_problem(problem)
+        else:
+            flow, column, threshold = flow_for_problem(problem), "sharpness", problem.threshold
         prediction = Prediction.from_rows(flow.rows, diagnostics={"stopped": flow.stopped})
-        onset = [r["step"] for r in flow.rows if r.get("sharpness", -1) >= problem.threshold]
+        onset = [r["step"] for r in flow.rows if r.get(column, -1) >= threshold]
         if onset:
             prediction.scalars["onset_step"] = onset[0]
         return prediction
