@@ -131,6 +131,20 @@ def test_adaptive_flow_starts_from_the_optimizer_state(name):
     np.testing.assert_allclose(flow.rows[0]["sharpness"], lam.max(), rtol=1e-6)
 
 
+
+@pytest.mark.parametrize("name", ["rmsprop", "adam"])
+def test_adaptive_flow_is_the_same_on_jax(name):
+    """The flow uses only the oracle and array operators: on the JAX backend its rows equal torch's (to 1e-9)."""
+    pytest.importorskip("jax")
+    spec, rows = _adaptive_spec(name, 0.01, 50), []
+    for backend in ("torch", "jax"):
+        oracle = build_oracle(spec, backend=backend)
+        rows.append(integrate_adaptive_flow(oracle, adaptive_flow_of(spec.optimizer, 0.01), oracle.theta0(), 0,
+                                            np.array([0, 25, 50]), sharpness_every=25).rows)
+    assert rows[0] and [sorted(r) for r in rows[0]] == [sorted(r) for r in rows[1]]
+    for a, b in zip(*rows):
+        np.testing.assert_allclose([a[k] for k in sorted(a)], [b[k] for k in sorted(a)], rtol=1e-9)
+
 # ------------------------------------------------------------------------------------ the digits tasks
 def _tracking(trajectory, spec, end: int):
     """The stable flow from θ0 of a measured run (the problem gradient-flow is posed on the trajectory track)
