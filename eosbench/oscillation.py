@@ -1,4 +1,4 @@
-"""The measured oscillation amplitude ``osc_amplitude`` (docs/theory.md, "The oscillation amplitude").
+"""The measured oscillation amplitude ``osc_amplitude`` (docs/theory.md §13).
 
 At a sharpness step t, with u_t the top Hessian eigenvector at θ_t (the one the measurement's LOBPCG
 already found), the amplitude is the size of θ_t's offset from the oscillation's centre along u_t:

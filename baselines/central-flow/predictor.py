@@ -330,7 +330,7 @@ class CentralFlow(Predictor):
             grad_norm2 = g2 + float(np.trace(np.diag(values) @ x @ np.diag(values) @ block.p2))
         if step in wanted:
             row = {"step": step, "loss": mean_loss, "grad_norm": math.sqrt(grad_norm2)}
-            if block is None or block.p2 is None:  # GD: √(u₁ᵀΣu₁) = √X₁₁ (docs/theory.md §11)
+            if block is None or block.p2 is None:  # GD: √(u₁ᵀΣu₁) = √X₁₁ (docs/theory.md §13)
                 row["osc_amplitude"] = math.sqrt(max(float(diag[0]), 0.0)) if diag.size else 0.0
             if every and step % every == 0:
                 row.update(_eigen_columns(reported, eig_columns))

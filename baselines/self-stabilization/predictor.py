@@ -102,7 +102,7 @@ class SelfStabilization(Predictor):
             mean_x2 = equilibrium if stabilized else x * x
             if step in wanted:
                 row = {"step": step, "loss": point.loss + 0.5 * point.sharpness * mean_x2}
-                row["osc_amplitude"] = math.sqrt(mean_x2)  # √⟨x²⟩ (docs/theory.md §11)
+                row["osc_amplitude"] = math.sqrt(mean_x2)  # √⟨x²⟩ (docs/theory.md §13)
                 if problem.task.measure.sharpness_every and step % problem.task.measure.sharpness_every == 0:
                     row["sharpness"] = point.sharpness
                 rows.append(row)
