@@ -44,7 +44,7 @@ class Evaluation:
 
 
 class EdgeFlow(Predictor):
-    """Edge flow (Marion, arXiv 2606.18080, 2026; docs/theory.md §10), RECONSTRUCTED FROM THE ABSTRACT: the
+    """Edge flow (Marion, arXiv 2606.18080, 2026; docs/theory.md §12), RECONSTRUCTED FROM THE ABSTRACT: the
     paper's equations were not available to us (version 0.x). With GD near the edge written as
     θ_t = c + (−1)^t r u and t in steps:
 
