@@ -31,6 +31,7 @@ from eosbench.losses import accuracy
 from eosbench.optimizers import make_optimizer
 from eosbench.oracle import Oracle, build_oracle
 from eosbench.oscillation import AmplitudeProbe
+from eosbench.recorder import Recorder, Stop, step_loop
 from eosbench.spec import TaskSpec, spec_hash
 from eosbench.store import Store
 from eosbench.trajectory import Trajectory
@@ -71,13 +72,17 @@ def measure(spec: TaskSpec, *, backend: str = "torch", data_dir: str | Path | No
     opt = make_optimizer(spec.optimizer, lr, oracle.data.n)
     checkpoint_steps = set(spec.checkpoint_steps())
 
-    rows: list[dict] = []
+    recorder = Recorder.every(plan.every, spec.steps, sharpness_every=plan.sharpness_every)
+    rows = recorder.rows
     checkpoints: dict[int, np.ndarray] = {}
-    warm = warm_pre = None
+    warm = warm_pre = g = None
     amplitude = AmplitudeProbe()  # osc_amplitude at sharpness steps, once θ_{t+1} is known
-    outcome, eig_failures = "completed", 0
-    for t in range(spec.steps + 1):
-        measured = t % plan.every == 0 or t == spec.steps
+    eig_failures = 0
+
+    def observe(t: int) -> None:
+        """Loss and gradient at θ_t, the row of a recorded (or diverged) step, checkpoint, eigenvalues."""
+        nonlocal g, warm, warm_pre, eig_failures
+        measured = recorder.wants(t)
         if measured:
             loss, g, out = oracle.loss_grad_outputs(theta)
         else:
@@ -85,24 +90,20 @@ def measure(spec: TaskSpec, *, backend: str = "torch", data_dir: str | Path | No
         diverged = not math.isfinite(loss) or loss > plan.diverge_loss
         step_size = None if diverged else opt.adapt(oracle, theta, g, t)
         if measured or diverged:
-            row = {"step": t, "loss": loss, "grad_norm": _norm(g), "param_norm": _norm(theta),
-                   "dist_init": _norm(theta - theta_init)}
+            row = recorder.row(t)
+            row.update(loss=loss, grad_norm=_norm(g), param_norm=_norm(theta), dist_init=_norm(theta - theta_init))
             if step_size is not None:
                 row["step_size"] = step_size
             if measured:
                 row["accuracy"] = accuracy(spec.loss, out, oracle.data.y, oracle.data.num_classes)
             if plan.test_every and t % plan.test_every == 0:
                 row["test_loss"], row["test_accuracy"] = oracle.test_loss_accuracy(theta)
-            rows.append(row)
         if diverged:
-            outcome = "diverged"
-            break
+            raise Stop("diverged")
         if t in checkpoint_steps:
             checkpoints[t] = oracle.to_numpy(theta)
-        if plan.sharpness_every and (t % plan.sharpness_every == 0 or t == spec.steps):
-            row = rows[-1] if rows and rows[-1]["step"] == t else None
-            if row is None:
-                rows.append(row := {"step": t})
+        if recorder.wants_sharpness(t):
+            row = recorder.row(t)
             top = oracle.eigs(theta, plan.k, v0=warm, tol=plan.eig_tol, maxiter=plan.eig_maxiter)
             eig_failures += not top.converged
             warm = top.vectors
@@ -117,8 +118,10 @@ def measure(spec: TaskSpec, *, backend: str = "torch", data_dir: str | Path | No
                 warm_pre = pre.vectors
                 row["precond_sharpness"] = float(pre.values[0])
                 row["precond_threshold"] = opt.preconditioned_threshold
-        if t == spec.steps:
-            break
+
+    def advance(t: int, _: int) -> None:
+        """θ_t → θ_{t+1} (SGD: on the step's minibatch, whose loss and batch sharpness join row t)."""
+        nonlocal theta, g
         batch = opt.batch(t)
         if batch is not None:
             batch_loss, g = oracle.loss_and_grad(theta, batch)
@@ -137,6 +140,8 @@ def measure(spec: TaskSpec, *, backend: str = "torch", data_dir: str | Path | No
         if on_step is not None:
             on_step(t + 1, spec.steps)
 
+    step_loop(recorder, range(spec.steps + 1), observe, advance)
+    outcome = "diverged" if recorder.stopped else "completed"
     frame = pd.DataFrame(rows).set_index("step").sort_index()
     meta = _meta(spec, oracle, lr, lr_info, opt.threshold, outcome, frame, started, eig_failures, cost_ratios)
     return Trajectory(frame, meta, checkpoints)

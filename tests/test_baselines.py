@@ -125,3 +125,66 @@ def test_gradient_flow_matches_clamp_before_onset_and_loses_after(measured, meas
     assert clamp[1] < gf[1] / 3  # after the onset GD hovers at 2/η: the clamp is far better
     skill = records["eos-clamp"]["tracks"]["trajectory"]["tasks"][task_id]["skill"]
     assert skill["sharpness_error"] > 0.5
+
+
+# ---------------------------------------------------------------------------------------------- mid-spike
+MID_SPIKE = task({"arch": "mlp", "widths": [32, 32], "activation": "tanh", "init": {"scheme": "lecun", "scale": 0.5}},
+                 {"name": "digits", "n": 200}, steps=30, optimizer={"name": "gd", "c": 3.4},
+                 measure={"k": 1, "sharpness_every": 1, "checkpoints": 10}, scoring={"smoothing": 4, "horizon": 12})
+"""A digits tanh MLP at η = 3.4/λ₀: GD stays far above the edge (η·S 2.4–3.2) with loss spikes; step 7 is a
+local peak of the loss with η·S = 3.08 (docs/theory.md §0, "Starting from an oscillating iterate")."""
+SPIKE = 7
+
+
+@pytest.fixture(scope="module")
+def mid_spike():
+    from eosbench.scoring import unit_errors
+
+    oracle = build_oracle(MID_SPIKE)
+    trajectory = measure(MID_SPIKE, oracle=oracle)
+
+    def forecast(make):
+        problem = make_problem("forecast", MID_SPIKE, trajectory, oracle, SPIKE, Budget())
+        prediction = make(problem)
+        metrics, answered, _ = unit_errors(prediction, MID_SPIKE, trajectory, "forecast", SPIKE)
+        return metrics.get("loss_error"), answered.get("loss", 0.0), prediction
+
+    return trajectory, forecast
+
+
+def test_the_origin_is_mid_spike(mid_spike):
+    trajectory, _ = mid_spike
+    loss, sharp = trajectory.frame["loss"], trajectory.frame["sharpness"]
+    assert loss[SPIKE] > max(loss[SPIKE - 1], loss[SPIKE + 1]) and trajectory.lr * sharp[SPIKE] > 3.0
+
+
+@pytest.mark.slow  # ≈ 20 s of CPU; tests/test_recorder.py checks the centre itself in closed form
+def test_every_flow_forecasts_the_horizon_from_a_mid_spike_origin(mid_spike):
+    """From the spike: gradient flow and the clamp start at the oscillation's centre and do no worse than from
+    θ_{t0}; principal flow starts at θ_{t0} (from the centre it does worse, asserted); central flow covers
+    the horizon (it stopped one step after the origin when λ₁ had to be held at 2/η from the first step);
+    self-stabilization stops at once and says why (S(θ†) cannot be brought to 2/η; with the centre and 20
+    corrections it can, but then η·λ₂(θ†) ≈ 2: two unstable directions, outside its regime)."""
+    from eosbench.predictor import Prediction
+    from eosbench.theory.flows import flow_for_problem
+
+    _, forecast = mid_spike
+    registry = Registry()
+
+    def gf(centre):
+        return lambda p: Prediction.from_rows(flow_for_problem(p, centre=centre).rows)
+
+    raw_gf, cover_raw, _ = forecast(gf(False))
+    centred_gf, cover, _ = forecast(gf(True))
+    assert cover_raw == cover == 1.0 and centred_gf <= raw_gf
+    clamp, cover, _ = forecast(registry.get("eos-clamp").load()().predict)
+    assert cover == 1.0 and clamp == pytest.approx(centred_gf)
+    pf = registry.get("principal-flow").load()
+    raw, cover, _ = forecast(pf().predict)
+    centred, _, _ = forecast(pf(centre=True).predict)
+    assert cover == 1.0 and raw < centred
+    cf, cover, prediction = forecast(registry.get("central-flow").load()().predict)
+    print(f"GF {raw_gf:.4f} -> {centred_gf:.4f}; PF {raw:.4f} (centre {centred:.4f}); CF {cf:.4f}")
+    assert cover == 1.0 and prediction.diagnostics["left_regime"] is None and np.isfinite(cf)
+    _, cover, prediction = forecast(registry.get("self-stabilization").load()().predict)
+    assert cover == 0.0 and prediction.diagnostics["left_regime"].startswith(f"step {SPIKE}: the projection failed")

@@ -12,8 +12,10 @@ import torch
 
 from eosbench.optimizers import make_optimizer
 from eosbench.predictor import NotApplicable, Prediction, Predictor, Problem
+from eosbench.recorder import Recorder, Stop, step_loop
 from eosbench.theory.sdcp import SDCPError, solve_sdcp
 from eosbench.spec import TaskSpec
+from eosbench.theory.centre import flow_start
 
 TRACKED = 1.5  # eigenvalues with η·λ above this are tracked (authors' code)
 CRITICAL = 1.95  # ... and those above this enter the SDCP (authors' ``sdcp_threshold``)
@@ -136,8 +138,10 @@ class CentralFlow(Predictor):
     :class:`SecondMoment`, U the generalized eigenvectors of (H, P), the first ``warm_start`` = 2 steps
     RMSProp's own (so t0 must be 0, else :class:`~eosbench.predictor.NotApplicable`), up to
     ``max_tracked_rmsprop`` tracked vectors. It stops, saying why in ``diagnostics["left_regime"]``, when the
-    problem has no solution (B = 0, e.g. a quadratic above 2/η), when λ₁ exceeds 2·HOLD/η, on a non-finite
-    loss, or near the time budget. Derivations and measured accuracy: docs/theory.md §5.
+    problem has no solution (B = 0, e.g. a quadratic above 2/η), when η·λ₁ exceeds max(2·HOLD, η·λ₁ at
+    the origin) (the latter until λ₁ first falls to 2·HOLD/η: an origin above the edge), on a non-finite
+    loss, or near the time budget. It starts from θ_{t0} (``centre=True``: from the oscillation's centre,
+    docs/theory.md §0). Derivations and measured accuracy: docs/theory.md §5.
     """
 
     substeps = 4
@@ -147,6 +151,9 @@ class CentralFlow(Predictor):
     rr_tol = 1e-2
     eig_tol = 1e-3
     warm_start = 2  # RMSProp: discrete steps before the flow starts (see the class docstring)
+
+    def __init__(self, centre: bool = False):
+        self.centre = centre
 
     def applies_to(self, task: TaskSpec) -> bool:
         return task.optimizer.name in ("gd", "rmsprop")
@@ -167,81 +174,16 @@ class CentralFlow(Predictor):
 
     def integrate(self, problem: Problem, keep: tuple[int, ...] = ()) -> FlowRun:
         """Integrate the flow from θ_{t0} to the last requested step; θ is kept (as numpy) at ``keep``."""
-        oracle, lr, edge = problem.oracle, problem.lr, 2.0 / problem.lr
-        wanted = {int(s) for s in problem.steps}
-        last, every = max(wanted), problem.task.measure.sharpness_every
-        eig_columns = max(problem.task.measure.k, 1)
-        run = FlowRun(series={k: [] for k in ("step", "k", "tracked", "trace_x", "variances", "loss_center",
-                                              "grad_norm2_center", "sharpness", "grads", "hvps", "d3s",
-                                              "solver_seconds", "refreshes")})
-        started = time.perf_counter()
-        theta, moment, plain, first = problem.theta0, None, None, problem.t0
-        if problem.task.optimizer.name == "rmsprop":
-            theta, moment, plain = self._warm_start(problem, run, wanted, every, eig_columns)
-            first += self.warm_start
-        basis = Eigenbasis(oracle, theta, lr, self.tracked,
-                           self.max_tracked if moment is None else self.max_tracked_rmsprop, self.rr_tol,
-                           self.eig_tol, scale=None if moment is None else moment.scale())
-        fresh = True
-        for step in range(first, last + 1):
-            before, refreshes, solver = oracle.counters.snapshot(), basis.refreshes, 0.0
-            if time.perf_counter() - started > 0.9 * problem.budget.wall_seconds:
-                run.left_regime = f"step {step}: stopped near the time budget ({problem.budget.wall_seconds:.0f} s)"
-                break
-            loss, g = oracle.loss_and_grad(theta)
-            if not math.isfinite(loss):
-                run.left_regime = f"step {step}: non-finite loss"
-                break
-            if not fresh:
-                if moment is not None:
-                    basis.scale = moment.scale()
-                basis.update(theta)
-            fresh = False
-            if run.onset_step is not None and lr * basis.values[0] > 2 * HOLD:
-                run.left_regime = (f"step {step}: the flow did not hold the sharpness at 2/η "
-                                   f"(η·λ₁ = {lr * basis.values[0]:.4f})")
-                break
-            n = max(self.substeps, math.ceil(2 * lr * basis.values[0]))
-            block = self._critical_block(oracle, theta, basis, lr, moment)
-            for j in range(n):
-                if j:
-                    loss, g = oracle.loss_and_grad(theta)
-                try:
-                    direction, nu_rate, x, seconds = self._field(oracle, g, block, lr, edge, 1.0 / n, moment)
-                except SDCPError as exc:
-                    run.left_regime = f"step {step}: {exc}"
-                    break
-                solver += seconds
-                if j == 0:
-                    reported = basis.values
-                    if moment is not None and step in wanted and every and step % every == 0:
-                        plain = self._plain_eigs(oracle, theta, eig_columns, plain)
-                        reported = np.asarray(plain.values, dtype=float)
-                    self._record(run, step, loss, g, x, block, basis.values, reported, wanted, every,
-                                 eig_columns, preconditioned=moment is not None)
-                    if step in keep:
-                        run.thetas[step] = oracle.to_numpy(theta)
-                    if step == last:
-                        break
-                if run.onset_step is None and x.any():
-                    run.onset_step = step
-                if block is not None:  # the critical block of H (of H − (2/η)(P − P₀)) after the substep
-                    change = block.f @ direction
-                    if moment is not None:
-                        change = change - edge * (block.e @ (moment.dp_dnu() * nu_rate))
-                    block.hessian = block.hessian + oracle.to_numpy(change).reshape(block.k, -1) / n
-                theta = theta + direction / n
-                if moment is not None:
-                    moment.nu = moment.nu + nu_rate / n
-            spent = oracle.counters.since(before)
-            for key, value in (("grads", spent["grads"]), ("hvps", spent["hvps"]), ("d3s", spent["d3s"]),
-                               ("solver_seconds", solver), ("refreshes", basis.refreshes - refreshes)):
-                run.series[key].append(value)
-            if run.left_regime is not None:
-                break
+        recorder = Recorder(problem.steps, sharpness_every=problem.task.measure.sharpness_every)
+        run = FlowRun(rows=recorder.rows, series={k: [] for k in (
+            "step", "k", "tracked", "trace_x", "variances", "loss_center", "grad_norm2_center", "sharpness", "grads",
+            "hvps", "d3s", "solver_seconds", "refreshes")})
+        flow = _Flow(self, problem, recorder, run, keep)
+        step_loop(recorder, range(flow.first, recorder.steps[-1] + 1), flow.observe, flow.advance)
+        run.left_regime = recorder.stopped
         return run
 
-    def _warm_start(self, problem: Problem, run: FlowRun, wanted: set[int], every: int, eig_columns: int):
+    def _warm_start(self, problem: Problem, recorder: Recorder, eig_columns: int):
         """RMSProp's first ``warm_start`` steps, taken by the discrete algorithm itself (the authors' protocol,
         ``--warm_start``) and recorded as its rows; returns θ, the :class:`SecondMoment` ν at that step (ν
         updated with its gradient, as the measured preconditioned sharpness is) and the plain eigenpairs."""
@@ -253,12 +195,12 @@ class CentralFlow(Predictor):
         theta, plain = problem.theta0, None
         for step in range(problem.t0, problem.t0 + self.warm_start):
             loss, g = oracle.loss_and_grad(theta)
-            if step in wanted:
-                row = {"step": step, "loss": loss, "grad_norm": float((g * g).sum()) ** 0.5}
-                if every and step % every == 0:
+            if recorder.wants(step):
+                row = recorder.row(step)
+                row.update(loss=loss, grad_norm=float((g * g).sum()) ** 0.5)
+                if recorder.wants_sharpness(step):
                     plain = self._plain_eigs(oracle, theta, eig_columns, plain)
                     row.update(_eigen_columns(np.asarray(plain.values, dtype=float), eig_columns))
-                run.rows.append(row)
             theta = optimizer.update(theta, g, step)
         g = oracle.grad(theta)
         nu = opt.beta2 * optimizer.v + (1 - opt.beta2) * g * g
@@ -315,9 +257,8 @@ class CentralFlow(Predictor):
         return direction, nu_rate(xs @ block.e if moment is not None else 0.0), solution.x, solution.seconds
 
     @staticmethod
-    def _record(run: FlowRun, step: int, loss: float, g, x, block: CriticalBlock | None, tracked: np.ndarray,
-                reported: np.ndarray, wanted: set[int], every: int, eig_columns: int,
-                preconditioned: bool = False) -> None:
+    def _record(run: FlowRun, recorder: Recorder, step: int, loss: float, g, x, block: CriticalBlock | None,
+                tracked: np.ndarray, reported: np.ndarray, eig_columns: int, preconditioned: bool = False) -> None:
         """The row of a wanted step (eigenvalues from ``reported``; with ``preconditioned`` also the top
         ``tracked`` one as ``precond_sharpness``) and the diagnostic series."""
         g2 = float((g * g).sum())
@@ -328,15 +269,15 @@ class CentralFlow(Predictor):
             grad_norm2 = g2 + float((values ** 2) @ diag)
         else:  # E‖Hδ‖² = tr(Λ X Λ UᵀP²U)
             grad_norm2 = g2 + float(np.trace(np.diag(values) @ x @ np.diag(values) @ block.p2))
-        if step in wanted:
-            row = {"step": step, "loss": mean_loss, "grad_norm": math.sqrt(grad_norm2)}
+        if recorder.wants(step):
+            row = recorder.row(step)
+            row.update(loss=mean_loss, grad_norm=math.sqrt(grad_norm2))
             if block is None or block.p2 is None:  # GD: √(u₁ᵀΣu₁) = √X₁₁ (docs/theory.md §13)
                 row["osc_amplitude"] = math.sqrt(max(float(diag[0]), 0.0)) if diag.size else 0.0
-            if every and step % every == 0:
+            if recorder.wants_sharpness(step):
                 row.update(_eigen_columns(reported, eig_columns))
                 if preconditioned:
                     row["precond_sharpness"] = float(tracked[0])
-            run.rows.append(row)
         for key, value in (("step", step), ("k", len(values)), ("tracked", len(tracked)),
                            ("trace_x", float(np.trace(x)) if x.size else 0.0),
                            ("variances", np.linalg.eigvalsh(x).tolist() if x.size else []),
@@ -347,3 +288,100 @@ class CentralFlow(Predictor):
 def _eigen_columns(values: np.ndarray, k: int) -> dict[str, float]:
     """The ``sharpness`` and ``eig_2..k`` entries of a row from the top eigenvalues."""
     return {"sharpness" if i == 0 else f"eig_{i + 1}": float(values[i]) for i in range(min(k, len(values)))}
+
+
+class _Flow:
+    """The central flow as a process: ``observe`` evaluates step t (eigenbasis, critical block, the first
+    substep's X) and records it; ``advance`` takes that step's substeps."""
+
+    def __init__(self, predictor: CentralFlow, problem: Problem, recorder: Recorder, run: FlowRun,
+                 keep: tuple[int, ...]):
+        self.cf, self.problem, self.recorder, self.run, self.keep = predictor, problem, recorder, run, keep
+        self.oracle, self.lr, self.edge = problem.oracle, problem.lr, 2.0 / problem.lr
+        self.last, self.eig_columns = recorder.steps[-1], max(problem.task.measure.k, 1)
+        self.started = time.perf_counter()
+        self.theta, self.moment, self.plain, self.first = problem.theta0, None, None, problem.t0
+        if predictor.centre and problem.task.optimizer.name == "gd":
+            self.theta = flow_start(problem)[0]
+        if problem.task.optimizer.name == "rmsprop":
+            self.theta, self.moment, self.plain = predictor._warm_start(problem, recorder, self.eig_columns)
+            self.first += predictor.warm_start
+        self.basis = Eigenbasis(self.oracle, self.theta, self.lr, predictor.tracked,
+                                predictor.max_tracked if self.moment is None else predictor.max_tracked_rmsprop,
+                                predictor.rr_tol, predictor.eig_tol,
+                                scale=None if self.moment is None else self.moment.scale())
+        self.fresh, self.ceiling = True, None
+
+    def observe(self, step: int) -> None:
+        oracle, basis, lr, moment, run = self.oracle, self.basis, self.lr, self.moment, self.run
+        self.before, self.refreshes, self.solver = oracle.counters.snapshot(), basis.refreshes, 0.0
+        budget = self.problem.budget.wall_seconds
+        if time.perf_counter() - self.started > 0.9 * budget:
+            raise Stop(f"step {step}: stopped near the time budget ({budget:.0f} s)")
+        loss, g = oracle.loss_and_grad(self.theta)
+        if not math.isfinite(loss):
+            raise Stop(f"step {step}: non-finite loss")
+        if not self.fresh:
+            if moment is not None:
+                basis.scale = moment.scale()
+            basis.update(self.theta)
+        self.fresh = False
+        if self.ceiling is None:  # the first step; an origin above the edge: λ₁ may come down from where it is
+            self.ceiling = max(2 * HOLD, lr * basis.values[0])
+        if lr * basis.values[0] <= 2 * HOLD:
+            self.ceiling = 2 * HOLD
+        if run.onset_step is not None and lr * basis.values[0] > self.ceiling:
+            raise Stop(f"step {step}: the flow did not hold the sharpness at 2/η (η·λ₁ = {lr * basis.values[0]:.4f})")
+        self.n = max(self.cf.substeps, math.ceil(2 * lr * basis.values[0]))
+        self.block = self.cf._critical_block(oracle, self.theta, basis, lr, moment)
+        x = self._field(step, g)
+        reported = basis.values
+        if moment is not None and self.recorder.wants(step) and self.recorder.wants_sharpness(step):
+            self.plain = self.cf._plain_eigs(oracle, self.theta, self.eig_columns, self.plain)
+            reported = np.asarray(self.plain.values, dtype=float)
+        self.cf._record(run, self.recorder, step, loss, g, x, self.block, basis.values, reported, self.eig_columns,
+                        preconditioned=moment is not None)
+        if step in self.keep:
+            run.thetas[step] = oracle.to_numpy(self.theta)
+        if step == self.last:
+            self._spent()
+
+    def advance(self, step: int, _: int) -> None:
+        for j in range(self.n):
+            if j:
+                _, g = self.oracle.loss_and_grad(self.theta)
+                self._field(step, g)
+            self._move(step)
+        self._spent()
+
+    def _field(self, step: int, g):
+        """θ̇, ν̇ and X of the substep at θ (see :meth:`CentralFlow._field`); returns X."""
+        try:
+            self.direction, self.nu_rate, x, seconds = self.cf._field(
+                self.oracle, g, self.block, self.lr, self.edge, 1.0 / self.n, self.moment)
+        except SDCPError as exc:
+            self._spent()
+            raise Stop(f"step {step}: {exc}") from None
+        self.solver += seconds
+        self.x = x
+        return x
+
+    def _move(self, step: int) -> None:
+        """One Euler substep of θ (and ν), the critical block of H carried along to first order."""
+        run, block, moment, n = self.run, self.block, self.moment, self.n
+        if run.onset_step is None and self.x.any():
+            run.onset_step = step
+        if block is not None:  # the critical block of H (of H − (2/η)(P − P₀)) after the substep
+            change = block.f @ self.direction
+            if moment is not None:
+                change = change - self.edge * (block.e @ (moment.dp_dnu() * self.nu_rate))
+            block.hessian = block.hessian + self.oracle.to_numpy(change).reshape(block.k, -1) / n
+        self.theta = self.theta + self.direction / n
+        if moment is not None:
+            moment.nu = moment.nu + self.nu_rate / n
+
+    def _spent(self) -> None:
+        spent = self.oracle.counters.since(self.before)
+        for key, value in (("grads", spent["grads"]), ("hvps", spent["hvps"]), ("d3s", spent["d3s"]),
+                           ("solver_seconds", self.solver), ("refreshes", self.basis.refreshes - self.refreshes)):
+            self.run.series[key].append(value)

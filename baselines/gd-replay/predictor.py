@@ -12,6 +12,7 @@ import torch
 from eosbench.linalg import TopEigs, top_eigs
 from eosbench.optimizers import make_optimizer
 from eosbench.predictor import NotApplicable, Prediction, Predictor, Problem
+from eosbench.recorder import onset_step
 from eosbench.scoring import smooth
 from eosbench.tracks import label_series
 
@@ -95,9 +96,9 @@ class GDReplay(Predictor):
         diverged = run.divergence_step is not None
         if diverged:
             prediction.scalars["divergence_step"] = run.divergence_step
-        crossed = sharpness[sharpness >= run.threshold]
-        if len(crossed):
-            prediction.scalars["onset_step"] = int(crossed.index[0])
+        onset = onset_step(sharpness, run.threshold)
+        if onset is not None:
+            prediction.scalars["onset_step"] = onset
         if problem.track == "trajectory" and (len(eos_ratio) or diverged):
             # the outcome by the rules of eosbench.tracks, on the raw replay as they are on the raw measurement
             prediction.scalars["phase"] = label_series(pd.Series(run.loss, dtype=float), eos_ratio, diverged=diverged)

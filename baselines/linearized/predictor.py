@@ -7,6 +7,7 @@ import math
 import torch
 
 from eosbench.predictor import Prediction, Predictor, Problem
+from eosbench.recorder import Recorder, Stop, step_loop
 from eosbench.spec import TaskSpec
 
 
@@ -24,21 +25,23 @@ class Linearized(Predictor):
         oracle, theta = problem.oracle, problem.theta0
         loss0, g0 = oracle.loss_and_grad(theta)
         s0 = float(oracle.eigs(theta, 1, tol=1e-6).values[0])
-        wanted, last = problem.step_set, int(problem.steps[-1])
-        delta = torch.zeros_like(g0)
-        h_delta = torch.zeros_like(g0)
-        rows = []
-        for t in range(problem.t0, last + 1):
-            if t in wanted:
-                loss = loss0 + float(torch.dot(g0, delta)) + 0.5 * float(torch.dot(delta, h_delta))
-                if not math.isfinite(loss) or abs(loss) > 1e300:
-                    break
-                rows.append({"step": t, "loss": loss, "sharpness": s0,
-                             "grad_norm": float((g0 + h_delta).norm())})
-            if t == last:
-                break
-            delta = delta - problem.lr * (g0 + h_delta)
-            h_delta = oracle.hvp(theta, delta)
+        recorder = Recorder(problem.steps)
+        delta = h_delta = torch.zeros_like(g0)
+
+        def observe(t: int) -> None:
+            loss = loss0 + float(torch.dot(g0, delta)) + 0.5 * float(torch.dot(delta, h_delta))
+            if not math.isfinite(loss) or abs(loss) > 1e300:
+                raise Stop(f"the quadratic model diverged at step {t}")
+            recorder.row(t).update(loss=loss, sharpness=s0, grad_norm=float((g0 + h_delta).norm()))
+
+        def advance(t: int, target: int) -> None:
+            nonlocal delta, h_delta
+            for _ in range(t, target):
+                delta = delta - problem.lr * (g0 + h_delta)
+                h_delta = oracle.hvp(theta, delta)
+
+        step_loop(recorder, recorder.steps, observe, advance, start=problem.t0)
+        rows = recorder.rows
         prediction = Prediction.from_rows(rows, diagnostics={"initial_sharpness": s0})
         if s0 >= problem.threshold:
             prediction.scalars["onset_step"] = problem.t0

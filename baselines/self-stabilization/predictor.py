@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 
 from eosbench.predictor import Prediction, Predictor, Problem
+from eosbench.recorder import Recorder, Stop, step_loop
 from eosbench.spec import TaskSpec
+from eosbench.theory.centre import flow_start
 
 REGIME_EIG2 = 1.9  # the one-unstable-direction assumption is off once η·λ₂(θ†) > 1.9 (authors' code)
 
@@ -61,72 +63,34 @@ class SelfStabilization(Predictor):
     u(u·∇L)/S, at most ``max_corrections`` times; before the constraint is first active y is the measured
     S(θ†) − 2/η; x starts at u·∇L/S. The forecast stops (``diagnostics["left_regime"]``) when η·λ₂(θ†) >
     1.9 or the projection fails (S(θ†) not held within 1 % of 2/η, or L(θ†) rising by half). Per step
-    usually one evaluation: a warm top-2 LOBPCG, one gradient and one ∇³L[u, u].
+    usually one evaluation: a warm top-2 LOBPCG, one gradient and one ∇³L[u, u]. ``centre=True`` starts from
+    the oscillation's centre with x₀ = r and up to ``start_corrections`` Newton steps (docs/theory.md §0).
     """
 
     max_corrections = 3
+    start_corrections = 20  # from an oscillating origin (t0 > 0) the first projection may take this many
     eig_tol = 1e-3
+
+    def __init__(self, centre: bool = False):
+        self.centre = centre
 
     def applies_to(self, task: TaskSpec) -> bool:
         return task.optimizer.name == "gd"
 
     def predict(self, problem: Problem) -> Prediction:
-        oracle, lr = problem.oracle, problem.lr
-        edge = 2.0 / lr
-        wanted = {int(s) for s in problem.steps}
-        last = max(wanted)
+        recorder = Recorder(problem.steps, sharpness_every=problem.task.measure.sharpness_every)
         self._warm = None
-        rows: list[dict] = []
-        series: dict[str, list] = {k: [] for k in ("step", "x", "y", "alpha", "beta", "sharpness_map", "loss_map",
-                                                    "evaluations", "hvps", "d3s")}
-        active = stabilized = False
-        before = oracle.counters.snapshot()
-        point = self._evaluate(oracle, problem.theta0)
-        x = float(oracle.to_numpy(point.u) @ oracle.to_numpy(point.grad)) / point.sharpness
-        start_loss = point.loss
-        point, evaluations = self._project(oracle, point, edge)
-        left_regime = _projection_failure(point, start_loss, edge, problem.t0)
-        y = point.sharpness - edge
-        for step in range(problem.t0, last + 1 if left_regime is None else problem.t0):
-            active = active or point.sharpness >= edge * (1 - 1e-4)
-            if lr * float(point.values[1]) > REGIME_EIG2:
-                left_regime = f"step {step}: η·λ₂(θ†) = {lr * point.values[1]:.3f} > {REGIME_EIG2}"
-                break
-            g, grad_s, u = (oracle.to_numpy(v) for v in (point.grad, point.grad_s, point.u))
-            grad_s_perp = grad_s - u * (u @ grad_s)
-            alpha, beta = -float(g @ grad_s_perp), float(grad_s_perp @ grad_s_perp)
-            if not active:
-                y = point.sharpness - edge
-            equilibrium = max(2 * alpha / beta, 0.0) if beta > 0 else 0.0
-            stabilized = stabilized or (active and x * x >= equilibrium)
-            mean_x2 = equilibrium if stabilized else x * x
-            if step in wanted:
-                row = {"step": step, "loss": point.loss + 0.5 * point.sharpness * mean_x2}
-                row["osc_amplitude"] = math.sqrt(mean_x2)  # √⟨x²⟩ (docs/theory.md §13)
-                if problem.task.measure.sharpness_every and step % problem.task.measure.sharpness_every == 0:
-                    row["sharpness"] = point.sharpness
-                rows.append(row)
-            spent = oracle.counters.since(before)
-            before = oracle.counters.snapshot()
-            for key, value in (("step", step), ("x", x), ("y", y), ("alpha", alpha), ("beta", beta),
-                               ("sharpness_map", edge + y), ("loss_map", point.loss + 0.5 * point.sharpness * x * x),
-                               ("evaluations", evaluations), ("hvps", spent["hvps"]), ("d3s", spent["d3s"])):
-                series[key].append(value)
-            if step == last:
-                break
-            x, y = reduced_map(x, y, alpha, beta, lr)
-            previous_loss = point.loss
-            point, evaluations = self._project(oracle, self._predicted_step(oracle, point, lr, edge), edge)
-            left_regime = _projection_failure(point, previous_loss, edge, step + 1)
-            if left_regime is not None:
-                break
-        diagnostics = {"left_regime": left_regime, "series": series,
+        run = _Run(self, problem, recorder)
+        if run.left_regime is None:
+            step_loop(recorder, range(problem.t0, recorder.steps[-1] + 1), run.observe, run.advance)
+        series = run.series
+        diagnostics = {"left_regime": run.left_regime or recorder.stopped, "series": series,
                        "mean_x2": [max(2 * a / b, 0.0) if b > 0 else None
                                    for a, b in zip(series["alpha"], series["beta"])]}
-        prediction = Prediction.from_rows(rows, diagnostics=diagnostics)
-        onset = [r["step"] for r in rows if r.get("sharpness", -math.inf) >= problem.threshold * (1 - 1e-4)]
-        if onset:
-            prediction.scalars["onset_step"] = onset[0]
+        prediction = Prediction.from_rows(recorder.rows, diagnostics=diagnostics)
+        onset = recorder.onset(problem.threshold * (1 - 1e-4))
+        if onset is not None:
+            prediction.scalars["onset_step"] = onset
         return prediction
 
     def _evaluate(self, oracle, theta) -> Point:
@@ -151,20 +115,82 @@ class SelfStabilization(Predictor):
             theta = theta - grad_s_perp * (excess / beta)
         return self._evaluate(oracle, theta)
 
-    def _project(self, oracle, point: Point, edge: float) -> tuple[Point, int]:
+    def _project(self, oracle, point: Point, edge: float, corrections: int | None = None) -> tuple[Point, int]:
         """Newton corrections onto M = {S ≤ 2/η, ∇L·u = 0}; returns the projected point (evaluated) and
         how many evaluations it took, the last being the acceptance check."""
-        for evaluations in range(1, self.max_corrections + 2):
+        corrections = self.max_corrections if corrections is None else corrections
+        for evaluations in range(1, corrections + 2):
             u, g = point.u, point.grad
             along = float((u * g).sum())
             excess = point.sharpness - edge
             g_norm = float((g * g).sum()) ** 0.5
             grad_s_perp = point.grad_s - u * float((u * point.grad_s).sum())
             beta = float((grad_s_perp * grad_s_perp).sum())
-            if (excess <= 1e-4 * edge and abs(along) <= 1e-3 * g_norm) or evaluations > self.max_corrections:
+            if (excess <= 1e-4 * edge and abs(along) <= 1e-3 * g_norm) or evaluations > corrections:
                 return point, evaluations
             step = u * (along / point.sharpness)
             if excess > 0 and beta > 0:  # β = 0: S cannot be moved (e.g. a quadratic); the caller stops
                 step = step + grad_s_perp * (excess / beta)
             point = self._evaluate(oracle, point.theta - step)
         return point, evaluations
+
+
+class _Run:
+    """The constrained trajectory θ† and the reduced map (x, y) as a process: ``observe`` records step t,
+    ``advance`` maps (x, y) and takes the projected step."""
+
+    def __init__(self, predictor: SelfStabilization, problem: Problem, recorder: Recorder):
+        self.predictor, self.problem, self.recorder = predictor, problem, recorder
+        oracle, self.lr = problem.oracle, problem.lr
+        self.edge = 2.0 / self.lr
+        self.series: dict[str, list] = {k: [] for k in ("step", "x", "y", "alpha", "beta", "sharpness_map",
+                                                         "loss_map", "evaluations", "hvps", "d3s")}
+        self.active = self.stabilized = False
+        self.before = oracle.counters.snapshot()
+        start, centre = flow_start(problem) if predictor.centre else (problem.theta0, None)
+        point = predictor._evaluate(oracle, start)
+        self.x = float(oracle.to_numpy(point.u) @ oracle.to_numpy(point.grad)) / point.sharpness
+        if centre is not None and centre.r > 0:  # the oscillation's offset, measured before moving to its centre
+            self.x = centre.r
+        start_loss = point.loss
+        self.point, self.evaluations = predictor._project(
+            oracle, point, self.edge, None if centre is None else predictor.start_corrections)
+        self.left_regime = _projection_failure(self.point, start_loss, self.edge, problem.t0)
+        self.y = self.point.sharpness - self.edge
+
+    def observe(self, step: int) -> None:
+        oracle, point, lr, edge = self.problem.oracle, self.point, self.lr, self.edge
+        self.active = self.active or point.sharpness >= edge * (1 - 1e-4)
+        if lr * float(point.values[1]) > REGIME_EIG2:
+            raise Stop(f"step {step}: η·λ₂(θ†) = {lr * point.values[1]:.3f} > {REGIME_EIG2}")
+        g, grad_s, u = (oracle.to_numpy(v) for v in (point.grad, point.grad_s, point.u))
+        grad_s_perp = grad_s - u * (u @ grad_s)
+        self.alpha, self.beta = alpha, beta = -float(g @ grad_s_perp), float(grad_s_perp @ grad_s_perp)
+        if not self.active:
+            self.y = point.sharpness - edge
+        equilibrium = max(2 * alpha / beta, 0.0) if beta > 0 else 0.0
+        x = self.x
+        self.stabilized = self.stabilized or (self.active and x * x >= equilibrium)
+        mean_x2 = equilibrium if self.stabilized else x * x
+        if self.recorder.wants(step):
+            row = self.recorder.row(step)
+            row["loss"] = point.loss + 0.5 * point.sharpness * mean_x2
+            row["osc_amplitude"] = math.sqrt(mean_x2)  # √⟨x²⟩ (docs/theory.md §13)
+            if self.recorder.wants_sharpness(step):
+                row["sharpness"] = point.sharpness
+        spent = oracle.counters.since(self.before)
+        self.before = oracle.counters.snapshot()
+        for key, value in (("step", step), ("x", x), ("y", self.y), ("alpha", alpha), ("beta", beta),
+                           ("sharpness_map", edge + self.y), ("loss_map", point.loss + 0.5 * point.sharpness * x * x),
+                           ("evaluations", self.evaluations), ("hvps", spent["hvps"]), ("d3s", spent["d3s"])):
+            self.series[key].append(value)
+
+    def advance(self, step: int, _: int) -> None:
+        predictor, oracle = self.predictor, self.problem.oracle
+        self.x, self.y = reduced_map(self.x, self.y, self.alpha, self.beta, self.lr)
+        previous_loss = self.point.loss
+        self.point, self.evaluations = predictor._project(
+            oracle, predictor._predicted_step(oracle, self.point, self.lr, self.edge), self.edge)
+        failure = _projection_failure(self.point, previous_loss, self.edge, step + 1)
+        if failure is not None:
+            raise Stop(failure)

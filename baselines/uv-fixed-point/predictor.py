@@ -9,6 +9,7 @@ import pandas as pd
 from scipy.optimize import minimize
 
 from eosbench.predictor import NotApplicable, Prediction, Predictor, Problem
+from eosbench.recorder import onset_step
 from eosbench.scoring import smooth
 from eosbench.spec import TaskSpec
 from eosbench.theory.uvmap import (DIVERGE_LOSS, Orbit, catapult_phase, classify_orbit, ntk_from_sharpness,
@@ -162,8 +163,8 @@ class UVFixedPoint(Predictor):
         iterates = iterates[iterates.index.isin(problem.step_set)]
         frame = averaged_frame(problem, series)
         sharp = series["sharpness"]
-        onset = sharp[sharp >= problem.threshold]
-        scalars = {"onset_step": int(onset.index[0])} if len(onset) else {}
+        onset = onset_step(sharp, problem.threshold)
+        scalars = {"onset_step": onset} if onset is not None else {}
         if not orbit.diverged and len(sharp):
             scalars["final_sharpness"] = float(sharp.iloc[-1])
         return Prediction(frame=frame, scalars=scalars, diagnostics={

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from eosbench.oracle import Oracle
+from eosbench.recorder import Recorder, Stop, step_loop
+from eosbench.theory.centre import flow_start
 
 MAX_STIFFNESS = 1000.0  # stop when ηS exceeds this: the flow is then meaningless for GD
 REFRESH = 4.0  # re-measure S for the step-size rule at least this often (in steps)
@@ -43,50 +45,64 @@ def integrate_gradient_flow(oracle: Oracle, theta0: Any, t0: int, steps: np.ndar
     """Integrate GF from θ(t0) = θ0 and record ``loss``, ``grad_norm`` at the wanted ``steps`` and
     ``sharpness`` at those that are multiples of ``sharpness_every`` (0: never reported). ``on_row(row, θ)``,
     if given, sees each row with θ at its step (and may add entries to the row)."""
-    wanted = sorted(int(s) for s in steps if s >= t0)
-    result = FlowResult(theta=theta0)
-    if not wanted:
-        return result
-    theta, t, warm = theta0, float(t0), None
+    recorder = Recorder((s for s in steps if s >= t0), sharpness_every=sharpness_every)
+    if not recorder.steps:
+        return FlowResult(theta=theta0)
+    flow = _GradientFlow(oracle, theta0, t0, lr, alpha, eig_tol, recorder, on_row)
+    step_loop(recorder, recorder.steps, flow.observe, flow.advance, start=t0)
+    return FlowResult(rows=recorder.rows, stopped=recorder.stopped, theta=flow.recorded_theta)
 
-    def refresh(point) -> float:
-        nonlocal warm
-        top = oracle.eigs(point, 1, v0=warm, tol=eig_tol)
-        warm = top.vectors
+
+class _GradientFlow:
+    """The RK4 process of :func:`integrate_gradient_flow`: θ at time ``t``, its loss, gradient and the
+    sharpness of the latest refresh."""
+
+    def __init__(self, oracle: Oracle, theta0: Any, t0: int, lr: float, alpha: float, eig_tol: float,
+                 recorder: Recorder, on_row: Callable[[dict, Any], None] | None):
+        self.oracle, self.lr, self.alpha, self.eig_tol = oracle, lr, alpha, eig_tol
+        self.recorder, self.on_row = recorder, on_row
+        self.theta, self.t, self.warm = theta0, float(t0), None
+        self.recorded_theta = theta0  # θ at the latest recorded step
+        self.sharpness, self.refreshed = self.refresh(theta0), float(t0)
+        self.loss, self.g = oracle.loss_and_grad(theta0)
+
+    def refresh(self, point) -> float:
+        top = self.oracle.eigs(point, 1, v0=self.warm, tol=self.eig_tol)
+        self.warm = top.vectors
         return float(top.values[0])
 
-    sharpness, refreshed = refresh(theta), float(t0)
-    loss, g = oracle.loss_and_grad(theta)
-    for target in wanted:
-        while t < target - 1e-12:
-            if t - refreshed >= REFRESH:
-                sharpness, refreshed = refresh(theta), t
-            if lr * sharpness > MAX_STIFFNESS:
-                result.stopped = f"ηS = {lr * sharpness:.3g} > {MAX_STIFFNESS:g} at step {t:.3f}"
-                return result
-            h = min(target - t, alpha / (lr * sharpness) if sharpness > 0 else 1.0, 1.0)
-            theta = _rk4_step(oracle, theta, g, h * lr)
-            t = target if abs(target - (t + h)) < 1e-12 else t + h
-            loss, g = oracle.loss_and_grad(theta)
-            if not math.isfinite(loss):
-                result.stopped = f"non-finite loss at step {t:.3f}"
-                return result
-        row = {"step": target, "loss": loss, "grad_norm": float(np.linalg.norm(oracle.to_numpy(g)))}
-        if sharpness_every and target % sharpness_every == 0:
-            if refreshed != target:
-                sharpness, refreshed = refresh(theta), float(target)
-            row["sharpness"] = sharpness
-        if on_row is not None:
-            on_row(row, theta)
-        result.rows.append(row)
-        result.theta = theta
-    return result
+    def advance(self, _: int, target: int) -> None:
+        lr = self.lr
+        while self.t < target - 1e-12:
+            if self.t - self.refreshed >= REFRESH:
+                self.sharpness, self.refreshed = self.refresh(self.theta), self.t
+            if lr * self.sharpness > MAX_STIFFNESS:
+                raise Stop(f"ηS = {lr * self.sharpness:.3g} > {MAX_STIFFNESS:g} at step {self.t:.3f}")
+            h = min(target - self.t, self.alpha / (lr * self.sharpness) if self.sharpness > 0 else 1.0, 1.0)
+            self.theta = _rk4_step(self.oracle, self.theta, self.g, h * lr)
+            self.t = target if abs(target - (self.t + h)) < 1e-12 else self.t + h
+            self.loss, self.g = self.oracle.loss_and_grad(self.theta)
+            if not math.isfinite(self.loss):
+                raise Stop(f"non-finite loss at step {self.t:.3f}")
+
+    def observe(self, t: int) -> None:
+        row = self.recorder.row(t)
+        row.update(loss=self.loss, grad_norm=float(np.linalg.norm(self.oracle.to_numpy(self.g))))
+        if self.recorder.wants_sharpness(t):
+            if self.refreshed != t:
+                self.sharpness, self.refreshed = self.refresh(self.theta), float(t)
+            row["sharpness"] = self.sharpness
+        if self.on_row is not None:
+            self.on_row(row, self.theta)
+        self.recorded_theta = self.theta
 
 
-def flow_for_problem(problem) -> FlowResult:
+def flow_for_problem(problem, *, centre: bool = True) -> FlowResult:
     """Gradient flow from a :class:`eosbench.predictor.Problem`'s θ_{t0} over its requested steps, with
-    sharpness at the task's sharpness steps."""
-    return integrate_gradient_flow(problem.oracle, problem.theta0, problem.t0, problem.steps, problem.lr,
+    sharpness at the task's sharpness steps; from an oscillating iterate (t0 > 0) it starts at the
+    oscillation's centre (:func:`eosbench.theory.centre.flow_start`) unless ``centre`` is False."""
+    theta0 = flow_start(problem)[0] if centre else problem.theta0
+    return integrate_gradient_flow(problem.oracle, theta0, problem.t0, problem.steps, problem.lr,
                                    sharpness_every=problem.task.measure.sharpness_every)
 
 
