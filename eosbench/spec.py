@@ -412,11 +412,17 @@ class Sweep(_Strict):
 
     lr: list[float] | None = None
     c: list[float] | None = None
+    time: float | None = Field(
+        None, gt=0, description="lr sweeps: every member runs the same gradient-flow time T = η·steps, so "
+                                "steps = round(T/η); the file's steps (with optimizer.lr·steps = T) and its "
+                                "step-counted measure/scoring intervals are those of optimizer.lr and scale by lr/η")
 
     @model_validator(mode="after")
     def _one(self):
         if (self.lr is None) == (self.c is None):
             raise ValueError("a sweep gives exactly one of 'lr' and 'c' as a list")
+        if self.time is not None and self.lr is None:
+            raise ValueError("sweep.time (an equal η·steps budget) needs an 'lr' sweep, not 'c'")
         return self
 
     @property
@@ -507,6 +513,20 @@ class TaskSpec(_Strict):
             value.check(info.data["model"], info.data["data"], info.data["optimizer"], info.data.get("sweep"))
         return value
 
+    @model_validator(mode="after")
+    def _equal_time(self):
+        time = self.sweep.time if self.sweep is not None else None
+        if time is None:
+            return self
+        if self.optimizer.lr is None or self.steps != round(time / self.optimizer.lr):
+            raise ValueError(f"sweep.time = {time:g}: the file's steps must be round(time / optimizer.lr) "
+                             f"(its reference member), got steps {self.steps} at lr {self.optimizer.lr}")
+        if self.held_out is not None:
+            raise ValueError("sweep.time: held-out variants of an equal-time sweep are not supported")
+        if min(round(time / v) for v in self.sweep.values) < 1:
+            raise ValueError(f"sweep.time = {time:g} gives a member no steps")
+        return self
+
     @property
     def lr_is_relative(self) -> bool:
         return self.optimizer.c is not None
@@ -534,10 +554,29 @@ class TaskSpec(_Strict):
         out = []
         for value in self.sweep.values:
             opt = self.optimizer.model_copy(update={"lr": None, "c": None, self.sweep.key: value})
-            out.append(self.model_copy(update={
-                "id": f"{self.id}@{self.sweep.key}={value:g}", "optimizer": type(opt).model_validate(opt.model_dump()),
-                "family": self.id, "sweep": None}))
+            update = {"id": f"{self.id}@{self.sweep.key}={value:g}", "optimizer": type(opt).model_validate(opt.model_dump()),
+                      "family": self.id, "sweep": None}
+            if self.sweep.time is not None:
+                update.update(self._equal_time_plan(value))
+            out.append(self.model_copy(update=update))
         return out
+
+    def _equal_time_plan(self, lr: float) -> dict:
+        """The member at η = ``lr`` of an equal-time sweep: steps = round(T/η), and the plan's step counts
+        (row, sharpness, test and checkpoint intervals, smoothing σ, horizon) scaled by r = lr_ref/η, so every
+        member is measured at the same gradient-flow times."""
+        r = self.optimizer.lr / lr
+
+        def scaled(n: int) -> int:
+            return max(1, round(n * r)) if n else 0
+
+        plan = self.measure
+        checkpoints = scaled(plan.checkpoints) if isinstance(plan.checkpoints, int) else [round(c * r) for c in plan.checkpoints]
+        measure = plan.model_copy(update={"every": scaled(plan.every), "sharpness_every": scaled(plan.sharpness_every),
+                                          "test_every": scaled(plan.test_every), "checkpoints": checkpoints})
+        scoring = self.scoring.model_copy(update={"smoothing": self.scoring.smoothing * r,
+                                                  "horizon": scaled(self.scoring.horizon) if self.scoring.horizon else None})
+        return {"steps": round(self.sweep.time / lr), "measure": measure, "scoring": scoring}
 
 
 def normalized(spec: TaskSpec) -> dict:
