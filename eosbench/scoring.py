@@ -11,6 +11,7 @@ Raw errors (lower is better), each over the steps the problem asks for:
 * ``batch_sharpness_error`` = mean |B̂S − B̄S| / threshold for SGD's batch sharpness (its threshold 2/η);
 * ``osc_amplitude_error`` = mean |log Â − log Ā| for the oscillation amplitude along u₁
   (:mod:`eosbench.oscillation`), both clipped at 1e-2 × the largest smoothed measured amplitude of the run;
+  gradient flow does not oscillate, so its answer is 0 and its error that of "no oscillation";
 * ``onset_error`` = |t̂ − t| / T for the first step with S ≥ threshold (trajectory track; a run that never
   crosses counts as crossing at T);
 * ``final_sharpness_error`` = |Ŝ_T − S̄_T| / threshold at the run's last step (trajectory track);
@@ -310,6 +311,8 @@ def score_unit(spec: TaskSpec, trajectory: Trajectory, track: str, payloads: dic
         if reference is not None and t0 in reference:
             ref_prediction = Prediction(reference[t0]["frame"], reference[t0]["scalars"])
             ref_metrics, _, ref_horizon = unit_errors(ref_prediction, spec, trajectory, track, t0)
+            if any(name in AMPLITUDE_SERIES for name in prediction.frame.columns):
+                _no_oscillation(ref_prediction, spec, trajectory, track, t0, ref_metrics, ref_horizon)
         covered |= {_series_of(k) for k in metrics}
         row = {"step": t0, "regime": regimes[t0], "metrics": metrics,
                "reference": ref_metrics, "answered": answered, "horizon": horizon, "reference_horizon": ref_horizon,
@@ -322,6 +325,23 @@ def score_unit(spec: TaskSpec, trajectory: Trajectory, track: str, payloads: dic
                            "(none of loss, sharpness, onset_step, final_sharpness, phase, divergence_step)")
     return {**_mean_over_origins(origin_rows), "covered": sorted(covered),
             "origins": origin_rows if track == "forecast" else []}
+
+
+def _no_oscillation(reference: Prediction, spec: TaskSpec, trajectory: Trajectory, track: str, t0: int,
+                    metrics: dict[str, float], horizon: dict[str, dict[str, float]]) -> None:
+    """Gradient flow does not oscillate: where the reference gives no amplitude, its answer is 0 (the error of
+    "no oscillation", not r = 1, so a theory gains nothing for an amplitude nobody measured)."""
+    missing = [name for name in AMPLITUDE_SERIES if name not in reference.frame.columns]
+    if not missing:
+        return
+    steps = requested_steps(track, spec, trajectory, t0)
+    zero = Prediction(pd.DataFrame({name: 0.0 for name in missing}, index=pd.Index(steps, name="step")))
+    errors, _, zero_horizon = unit_errors(zero, spec, trajectory, track, t0)
+    for name in missing:
+        if f"{name}_error" in errors:
+            metrics[f"{name}_error"] = errors[f"{name}_error"]
+        if name in zero_horizon:
+            horizon[name] = zero_horizon[name]
 
 
 def failed_unit(spec: TaskSpec, trajectory: Trajectory | None, track: str, starts: list[int],

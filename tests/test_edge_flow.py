@@ -144,3 +144,21 @@ def test_amplitude_error_is_a_log_error_floored_at_the_runs_scale():
     assert amplitude_error(pd.Series([0.0, 1e-5, 0.2, 1.0]), measured, scale) == pytest.approx(math.log(2) / 4)
     assert amplitude_error(measured, measured, scale) == 0.0
     assert AMPLITUDE_FLOOR == 1e-2
+
+
+def test_gradient_flows_amplitude_is_no_oscillation():
+    """The reference (gradient flow) gives no amplitude; it is scored as answering 0, so a theory that answers
+    GD's measured amplitude on a quadratic above the edge gets skill ≈ 1 against it, and one that answers 0 ties."""
+    from eosbench.scoring import score_unit
+
+    trajectory, _ = quadratic(0.7, 12)
+    spec = task({"arch": "quadratic", "spectrum": SPECTRUM, "theta0": THETA0}, loss="value", lr=0.7, steps=12)
+    measured = trajectory.frame
+    exact = {"frame": measured[["loss", "osc_amplitude"]].dropna(), "scalars": {}}
+    zero = {"frame": measured[["loss"]].assign(osc_amplitude=0.0), "scalars": {}}
+    reference = {0: {"frame": measured[["loss"]], "scalars": {}}}
+    scored = score_unit(spec, trajectory, "trajectory", {0: exact}, reference)
+    assert scored["reference"]["osc_amplitude_error"] > 1.0
+    assert scored["skill"]["osc_amplitude_error"] > 0.9
+    tie = score_unit(spec, trajectory, "trajectory", {0: zero}, reference)
+    assert tie["skill"]["osc_amplitude_error"] == pytest.approx(0.0, abs=1e-12)
