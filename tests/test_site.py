@@ -468,7 +468,7 @@ def test_a_failed_build_leaves_the_previous_site_untouched(site, tmp_path, monke
     before = _snapshot(out)
     # an invalid result file: refused before anything is written
     _edit(results / "gd-replay" / f"tiny@{RELEASE}.json", lambda r: r["tracks"]["trajectory"].pop("aggregate"))
-    with pytest.raises(SpecError, match="gd-replay/tiny@0.2.json"):
+    with pytest.raises(SpecError, match=f"gd-replay/tiny@{RELEASE}.json"):
         build_site(results, out, store=Store(tmp_path / "empty"))
     assert _snapshot(out) == before
     # a fault half-way through rendering: the half-built site is discarded, the old one stays
