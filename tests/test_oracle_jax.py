@@ -65,7 +65,9 @@ def test_measurement_compiles_only_in_its_first_step():
     per_step = []
     with count_compilations() as events:
         measure(spec, oracle=oracle, on_step=lambda t, n: per_step.append(len(events)))
-    assert len(events) > 0 and per_step[-1] == per_step[0], per_step
+    # every per-step quantity has been computed once by step 3 (the oscillation amplitude needs θ_{t−1}, so it
+    # first appears at the sharpness step 2); after that nothing compiles again
+    assert len(events) > 0 and per_step[-1] == per_step[2], per_step
     assert all(size <= 1 for size in oracle.compiled().values()), oracle.compiled()
 
 
