@@ -34,7 +34,9 @@ flow, −1 is infinitely worse. Why this form: the plain 1 − e/r explodes wher
 exact (r → 0) and one exploding run dominates any mean; the ratio is symmetric (twice as good scores
 +1/3, twice as bad −1/3), and the floor ε (1 % of the threshold, of an e-fold of loss, of the run, of a
 label) makes errors below what anyone can tell apart tie instead of deciding a ranking. Where gradient
-flow has no value for a metric (it predicts no phase label), r = 1, the error of an uninformative answer.
+flow forecasts no value of a series the prediction answers, it is given a null answer: no oscillation for
+the amplitude, the measured value at the origin held constant for ``eig_k`` and ``batch_sharpness``; where
+it has no value for a run-level quantity, r = 1, the error of an uninformative answer.
 
 **Failing is the worst score.** A failed, timed-out or NaN unit, and one with no scored quantity, scores
 −1 on every metric. A forecast that stops short is penalised for the steps it does not answer: with a the
@@ -311,8 +313,7 @@ def score_unit(spec: TaskSpec, trajectory: Trajectory, track: str, payloads: dic
         if reference is not None and t0 in reference:
             ref_prediction = Prediction(reference[t0]["frame"], reference[t0]["scalars"])
             ref_metrics, _, ref_horizon = unit_errors(ref_prediction, spec, trajectory, track, t0)
-            if any(name in AMPLITUDE_SERIES for name in prediction.frame.columns):
-                _no_oscillation(ref_prediction, spec, trajectory, track, t0, ref_metrics, ref_horizon)
+            _null_references(prediction, ref_prediction, spec, trajectory, track, t0, ref_metrics, ref_horizon)
         covered |= {_series_of(k) for k in metrics}
         row = {"step": t0, "regime": regimes[t0], "metrics": metrics,
                "reference": ref_metrics, "answered": answered, "horizon": horizon, "reference_horizon": ref_horizon,
@@ -327,21 +328,39 @@ def score_unit(spec: TaskSpec, trajectory: Trajectory, track: str, payloads: dic
             "origins": origin_rows if track == "forecast" else []}
 
 
-def _no_oscillation(reference: Prediction, spec: TaskSpec, trajectory: Trajectory, track: str, t0: int,
-                    metrics: dict[str, float], horizon: dict[str, dict[str, float]]) -> None:
-    """Gradient flow does not oscillate: where the reference gives no amplitude, its answer is 0 (the error of
-    "no oscillation", not r = 1, so a theory gains nothing for an amplitude nobody measured)."""
-    missing = [name for name in AMPLITUDE_SERIES if name not in reference.frame.columns]
+def _null_references(prediction: Prediction, reference: Prediction, spec: TaskSpec, trajectory: Trajectory,
+                     track: str, t0: int, metrics: dict[str, float], horizon: dict[str, dict[str, float]]) -> None:
+    """Give gradient flow a null answer for each scored series the prediction has and it has not, so a theory
+    gains nothing for merely answering a series (a missing reference would count as r = 1, the error of an
+    uninformative answer, and any answer would score ≈ +1 on it).
+
+    Gradient flow does not oscillate, so its amplitude is 0 (the error of "no oscillation"). Any other
+    series it does not forecast (``eig_k``, ``batch_sharpness``) is held at its measured value at the origin
+    (persistence: the last measurement at or before t0, else the first one).
+    """
+    missing = [name for name in prediction.frame.columns
+               if is_scored_series(name) and name not in reference.frame.columns]
     if not missing:
         return
     steps = requested_steps(track, spec, trajectory, t0)
-    zero = Prediction(pd.DataFrame({name: 0.0 for name in missing}, index=pd.Index(steps, name="step")))
-    errors, _, zero_horizon = unit_errors(zero, spec, trajectory, track, t0)
+    columns = {}
     for name in missing:
+        if name in AMPLITUDE_SERIES:
+            columns[name] = 0.0
+        elif name in trajectory.frame:
+            measured = trajectory.frame[name].dropna()
+            if len(measured):
+                before = measured.loc[measured.index <= t0]
+                columns[name] = float(before.iloc[-1] if len(before) else measured.iloc[0])
+    if not columns:
+        return
+    null = Prediction(pd.DataFrame(columns, index=pd.Index(steps, name="step")))
+    errors, _, null_horizon = unit_errors(null, spec, trajectory, track, t0)
+    for name in columns:
         if f"{name}_error" in errors:
             metrics[f"{name}_error"] = errors[f"{name}_error"]
-        if name in zero_horizon:
-            horizon[name] = zero_horizon[name]
+        if name in null_horizon:
+            horizon[name] = null_horizon[name]
 
 
 def failed_unit(spec: TaskSpec, trajectory: Trajectory | None, track: str, starts: list[int],

@@ -136,3 +136,20 @@ def test_phase_metrics_penalize_a_missed_critical_value():
                                    {"c_loss": 1.7, "c_max": 5.0}, values)
     assert never_diverges["phase_accuracy"] == pytest.approx(2 / 3)
     assert never_diverges["critical_c_error"] == pytest.approx(math.log(9.0) / 2)
+
+
+def test_a_series_gradient_flow_does_not_forecast_is_compared_with_holding_its_origin_value():
+    """eig_2 (or batch sharpness) answered by a theory and not by gradient flow: the reference is the measured
+    value at the origin held constant, so answering that constant ties and only tracking the change earns skill
+    (with r = 1 any answer scored ≈ +1)."""
+    from eosbench.scoring import score_unit
+
+    trajectory, spec = _run(), _spec(100)
+    trajectory.frame["eig_2"] = 0.5 + trajectory.frame.index / 200
+    reference = {0: {"frame": trajectory.frame[["loss", "sharpness"]], "scalars": {}}}
+    held = {"frame": trajectory.frame[["loss", "sharpness"]].assign(eig_2=0.5), "scalars": {}}
+    exact = {"frame": trajectory.frame[["loss", "sharpness", "eig_2"]], "scalars": {}}
+    tie = score_unit(spec, trajectory, "trajectory", {0: held}, reference)
+    assert tie["reference"]["eig_2_error"] == pytest.approx(tie["metrics"]["eig_2_error"])
+    assert tie["skill"]["eig_2_error"] == pytest.approx(0.0, abs=1e-12)
+    assert score_unit(spec, trajectory, "trajectory", {0: exact}, reference)["skill"]["eig_2_error"] > 0.8

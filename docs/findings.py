@@ -1,0 +1,143 @@
+"""Regenerate the tables and figures of docs/findings.md from the published records.
+
+    python docs/findings.py           # rewrite the generated blocks of docs/findings.md and docs/img/findings-*.png
+    python docs/findings.py --check   # exit 1 if docs/findings.md is not what the records give (run by the tests)
+
+Every number in a generated block comes from ``leaderboard/results/<predictor>/<suite>@<version>.json`` (the
+newest version of each), through :func:`eosbench.results_frame`'s reading of the record: a regime's score is the
+aggregate's (bounded skill against gradient flow, one vote per model group, ± the weighted spread across groups),
+the cost is the median over tasks of the unit's gradient-equivalents over the GD run's (docs/scoring.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "leaderboard" / "results"
+FINDINGS = ROOT / "docs" / "findings.md"
+IMAGES = ROOT / "docs" / "img"
+
+FLOWS = ["gradient-flow", "eos-clamp", "principal-flow", "self-stabilization", "central-flow", "edge-flow",
+         "rod-flow", "gd-replay"]
+"""The continuous-time models of GD at the edge of stability, with the reference first and the ceiling last."""
+GD_REGIMES = ["before-onset", "onset", "sustained-eos", "catapult", "divergence"]
+BLOCKS = {
+    "tiny-trajectory": ("tiny", "trajectory", FLOWS, GD_REGIMES),
+    "tiny-forecast": ("tiny", "forecast", FLOWS, GD_REGIMES),
+    "adaptive": ("adaptive", "trajectory", ["gradient-flow", "central-flow", "constant-edge", "persistence",
+                                             "gd-replay"], ["adaptive-sgd"]),
+    "adaptive-forecast": ("adaptive", "forecast", ["gradient-flow", "central-flow", "constant-edge", "persistence",
+                                                    "gd-replay"], ["adaptive-sgd"]),
+    "sgd": ("break-even", "trajectory", ["gradient-flow", "eos-clamp", "eoss", "sharpness-gap", "gd-replay"],
+            ["adaptive-sgd"]),
+}
+
+
+def _version_key(path: Path) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"[.@]", path.stem.split("@", 1)[1]))
+
+
+def newest_record(predictor: str, suite: str) -> dict | None:
+    """The newest published record of ``predictor`` on ``suite`` (None when there is none)."""
+    files = sorted((RESULTS / predictor).glob(f"{suite}@*.json"), key=_version_key)
+    return json.loads(files[-1].read_text()) if files else None
+
+
+def _cell(regime: dict | None) -> str:
+    if not regime or regime.get("score") is None:
+        return "–"
+    spread = regime.get("spread")
+    text = f"{regime['score']:+.2f}" + (f" ± {spread:.2f}" if spread else "")
+    return text + (f" ({regime['failed']} failed)" if regime.get("failed") else "")
+
+
+def _cost(aggregate: dict) -> str:
+    ratio = aggregate.get("cost_ratio")
+    return "–" if ratio is None else f"{ratio:.3g}× ({aggregate.get('budget_class', '?')})"
+
+
+def table(suite: str, track: str, predictors: list[str], regimes: list[str]) -> tuple[str, dict]:
+    """A markdown table (one row per predictor with a record) and the numbers behind it."""
+    head = ["model", *regimes, "mean over regimes", "coverage", "cost (median ×GD run)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    numbers: dict[str, dict] = {}
+    for name in predictors:
+        record = newest_record(name, suite)
+        if record is None or track not in record.get("tracks", {}):
+            continue
+        aggregate = record["tracks"][track]["aggregate"]
+        per_regime = aggregate.get("regimes", {})
+        numbers[name] = {"version": record["predictor"]["version"], "eosbench": record["eosbench_version"],
+                         "score": aggregate.get("score"), "cost_ratio": aggregate.get("cost_ratio"),
+                         "regimes": {r: per_regime.get(r, {}).get("score") for r in regimes}}
+        score = aggregate.get("score")
+        row = [f"{name} {record['predictor']['version']}", *(_cell(per_regime.get(r)) for r in regimes),
+               "–" if score is None else f"{score:+.2f}", f"{aggregate.get('coverage', 0):.0%}", _cost(aggregate)]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines), numbers
+
+
+def figure(numbers: dict[str, dict], regimes: list[str], path: Path, title: str) -> None:
+    """Grouped bars: each model's score per regime (the reference, gradient flow, is 0 by construction)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(numbers)
+    fig, (ax, ax_cost) = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [3, 1.3]},
+                                      constrained_layout=True)
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        values = [numbers[name]["regimes"].get(r) for r in regimes]
+        xs = np.arange(len(regimes)) + i * width
+        ax.bar(xs, [np.nan if v is None else v for v in values], width, label=name)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(np.arange(len(regimes)) + 0.4 - width / 2, regimes)
+    ax.set(ylim=(-1, 1), ylabel="score (skill vs gradient flow)", title=title)
+    ax.legend(fontsize=7, ncol=2)
+    for name in names:
+        cost, score = numbers[name]["cost_ratio"], numbers[name]["score"]
+        if cost and score is not None:
+            ax_cost.scatter(cost, score)
+            ax_cost.annotate(name, (cost, score), fontsize=7)
+    ax_cost.set(xscale="log", xlabel="cost (× the GD run)", ylabel="mean score", title="accuracy vs cost")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def render(text: str, *, draw: bool) -> str:
+    """``text`` with every ``<!-- generated:NAME -->`` … ``<!-- /generated:NAME -->`` block rebuilt."""
+    for name, (suite, track, predictors, regimes) in BLOCKS.items():
+        body, numbers = table(suite, track, predictors, regimes)
+        if draw and numbers:
+            IMAGES.mkdir(exist_ok=True)
+            figure(numbers, regimes, IMAGES / f"findings-{name}.png", f"{suite}, {track} track")
+        pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- /generated:{name} -->)", re.S)
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if docs/findings.md is out of date")
+    args = parser.parse_args(argv)
+    current = FINDINGS.read_text()
+    fresh = render(current, draw=not args.check)
+    if args.check:
+        if fresh != current:
+            print("docs/findings.md is out of date with leaderboard/results: run python docs/findings.py")
+            return 1
+        return 0
+    FINDINGS.write_text(fresh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
