@@ -3,6 +3,10 @@
 A file that fails validation is reported with its path, the offending field and the problem; it breaks
 only the tasks and suites that use it. Sweep tasks expand into one member per learning rate
 (``family@c=2.5``); a family's id also names the suite of its members.
+
+A suite may also be a *variant* of another suite (``{of: tiny, seeds: [1, 2]}`` or ``{of: tiny, dtype:
+float32}``): the same tasks from other initialization seeds (ids ``<task>+seed=1``; tasks whose θ0 does not
+depend on the seed are left out) or, for full-batch GD tasks, in another precision (``<task>+float32``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from eosbench.errors import SpecError, UnknownNameError, unknown_name
 from eosbench.spec import TaskSpec
@@ -21,6 +25,31 @@ from eosbench.spec import TaskSpec
 SUITES_FILE = "suites.yaml"
 SUITE_NAME = re.compile(r"^[a-z0-9][a-z0-9._=@+-]*$")
 """A suite's name (it names result files ``<suite>@<version>.json``): the task-id pattern."""
+
+
+class SuiteVariant(BaseModel):
+    """A suite of variants of another suite's tasks: other initialization ``seeds``, or another ``dtype``."""
+
+    model_config = ConfigDict(extra="forbid")
+    of: str
+    seeds: list[int] | None = None
+    dtype: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.seeds is None) == (self.dtype is None):
+            raise ValueError("give exactly one of 'seeds' (a list of initialization seeds) and 'dtype'")
+        if self.dtype not in (None, "float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        return self
+
+    def variants(self, spec: TaskSpec) -> list[TaskSpec]:
+        """``spec``'s variants under this rule (none when the rule does not change it)."""
+        if self.seeds is not None:
+            return [spec.variant(seed=s) for s in self.seeds if s != spec.model.seed] if spec.model.seeded else []
+        if spec.optimizer.name != "gd" or spec.dtype == self.dtype:
+            return []
+        return [spec.variant(dtype=self.dtype)]
 
 
 def source_tree() -> Path | None:
@@ -127,17 +156,33 @@ class Catalog:
 
     @property
     def tasks(self) -> dict[str, TaskSpec]:
-        return self._parsed[0]
+        return {**self._parsed[0], **self._variants[0]}
 
     @property
     def families(self) -> dict[str, list[str]]:
         """Sweep families: family id → member task ids."""
-        return self._parsed[1]
+        return {**self._parsed[1], **self._variants[1]}
 
     @property
     def broken(self) -> dict[str, SpecError]:
         """Task files that failed validation, by file stem."""
         return self._parsed[2]
+
+    @cached_property
+    def _variants(self) -> tuple[dict[str, TaskSpec], dict[str, list[str]], dict[str, list[str]]]:
+        """The variant suites' tasks, their sweep families and each variant suite's task ids."""
+        tasks: dict[str, TaskSpec] = {}
+        families: dict[str, list[str]] = {}
+        suites: dict[str, list[str]] = {}
+        for name, rule in self._variant_rules.items():
+            suites[name] = []
+            for spec in self._listed_suite(rule.of):
+                for variant in rule.variants(spec):
+                    tasks[variant.id] = variant
+                    suites[name].append(variant.id)
+                    if variant.family and variant.id not in families.setdefault(variant.family, []):
+                        families[variant.family].append(variant.id)
+        return tasks, families, suites
 
     def get(self, task_id: str) -> TaskSpec:
         if task_id in self.tasks:
@@ -165,33 +210,59 @@ class Catalog:
                             "name to a list of task or family ids.") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise SpecError(f"Suites file {path} cannot be read: {exc}.") from None
-        if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
+        if not isinstance(raw, dict) or not all(isinstance(v, (list, dict)) for v in raw.values()):
             raise SpecError(f"Invalid suites file {path}: it must map each suite name to a list of task or "
-                            "family ids.")
+                            "family ids, or to a variant rule such as {of: tiny, seeds: [1, 2]}.")
         bad = [str(k) for k in raw if not SUITE_NAME.match(str(k))]
         if bad:
             raise SpecError(f"Invalid suites file {path}: suite name(s) {bad} are not allowed (lower-case "
                             "letters, digits and . _ = @ + -; they name result files).")
-        nested = [str(k) for k, v in raw.items() if not all(isinstance(x, (str, int, float)) for x in v)]
+        lists = {k: v for k, v in raw.items() if isinstance(v, list)}
+        nested = [str(k) for k, v in lists.items() if not all(isinstance(x, (str, int, float)) for x in v)]
         if nested:
             raise SpecError(f"Invalid suites file {path}: suite(s) {nested} must list task or family ids.")
-        return {str(k): [str(x) for x in v] for k, v in raw.items()}
+        return {str(k): [str(x) for x in v] for k, v in lists.items()}
+
+    @cached_property
+    def _variant_rules(self) -> dict[str, SuiteVariant]:
+        """Suite name → the rule of a variant suite (``{of: SUITE, seeds: [...]}`` or ``{of: SUITE, dtype: ...}``)."""
+        path = self.directory / SUITES_FILE
+        raw = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.exists() else {}
+        rules = {}
+        for name, value in raw.items():
+            if not isinstance(value, dict):
+                continue
+            try:
+                rules[str(name)] = SuiteVariant.model_validate(value)
+            except ValidationError as exc:
+                raise SpecError(format_validation_error(path, exc).replace("Invalid task file", "Invalid suites file")
+                                + f" (in suite {name!r})") from None
+            if rules[str(name)].of not in self.suites and rules[str(name)].of not in self._parsed[1]:
+                raise SpecError(f"Invalid suites file {path}: suite {name!r} is a variant of {rules[str(name)].of!r}, "
+                                f"which is not a suite; suites: {', '.join(sorted(self.suites))}.")
+        return rules
 
     def suite_names(self) -> list[str]:
-        return sorted(set(self.suites) | set(self.families))
+        return sorted(set(self.suites) | set(self._variant_rules) | set(self.families))
 
     def suite(self, name: str) -> list[TaskSpec]:
         """The tasks of a suite, families expanded into their members, in file order."""
+        if name in self._variant_rules:
+            return [self.tasks[i] for i in self._variants[2][name]]
+        return self._listed_suite(name)
+
+    def _listed_suite(self, name: str) -> list[TaskSpec]:
         if name in self.suites:
             entries = self.suites[name]
-        elif name in self.families:
+        elif name in self._parsed[1]:
             entries = [name]
         else:
             raise unknown_name("suite", name, self.suite_names())
+        files, families = self._parsed[0], self._parsed[1]
         out: list[TaskSpec] = []
         for entry in entries:
-            ids = self.families.get(entry, [entry])
-            out.extend(self.get(i) for i in ids)
+            ids = families.get(entry, [entry])
+            out.extend(files[i] if i in files else self.get(i) for i in ids)
         return out
 
     def family_of(self, spec: TaskSpec) -> list[TaskSpec]:

@@ -185,6 +185,11 @@ class _ModelBase(_Strict):
     seed: int = Field(0, description="seed of the initialization (independent of the backend)")
     init: Init = Init()
 
+    @property
+    def seeded(self) -> bool:
+        """Whether θ0 is drawn from ``seed`` (False for a fixed starting point: another seed is the same run)."""
+        return self.init.scheme != "zeros" and self.init.scale > 0
+
 
 Activation = Literal["tanh", "relu", "gelu", "softplus", "linear", "sigmoid"]
 
@@ -232,6 +237,10 @@ class QuadraticModel(_ModelBase):
     spectrum: list[float]
     theta0: list[float] | None = None
 
+    @property
+    def seeded(self) -> bool:
+        return self.theta0 is None
+
     @model_validator(mode="after")
     def _check(self):
         if self.theta0 is not None and len(self.theta0) != len(self.spectrum):
@@ -252,6 +261,10 @@ class ProductModel(_ModelBase):
     arch: Literal["product"] = "product"
     x0: float = 1.0
     y0: float = 0.05
+
+    @property
+    def seeded(self) -> bool:
+        return False
 
 
 class DeepChainModel(_ModelBase):
@@ -560,6 +573,22 @@ class TaskSpec(_Strict):
                 update.update(self._equal_time_plan(value))
             out.append(self.model_copy(update=update))
         return out
+
+    def variant(self, *, seed: int | None = None, dtype: str | None = None) -> TaskSpec:
+        """The same task from another initialization seed (id ``<id>+seed=1``) or in another precision (id
+        ``<id>+float32``): the replicas behind the noise floor and the float32 twins (a sweep member's family
+        becomes ``<family>+seed=1`` / ``<family>+float32``, so families are never mixed)."""
+        if (seed is None) == (dtype is None):
+            raise ValueError("a variant changes exactly one of seed and dtype")
+        suffix = f"+seed={seed}" if seed is not None else f"+{dtype}"
+        update: dict = {"id": self.id + suffix, "family": self.family + suffix if self.family else None}
+        if seed is not None:
+            update["model"] = self.model.model_copy(update={"seed": seed})
+            update["description"] = f"{self.description} (initialization seed {seed})".strip()
+        else:
+            update["dtype"] = dtype
+            update["description"] = f"{self.description} (in {dtype})".strip()
+        return self.model_copy(update=update)
 
     def _equal_time_plan(self, lr: float) -> dict:
         """The member at η = ``lr`` of an equal-time sweep: steps = round(T/η), and the plan's step counts

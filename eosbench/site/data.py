@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from eosbench.errors import SpecError
+from eosbench.noise import SEEDS_SUITE, noise_floor, tied
 from eosbench.results import ForecastTrack, PhaseTrack, ResultRecord, load_result
 
 FORECAST_TRACKS = ("trajectory", "forecast")
@@ -186,6 +187,10 @@ class Standing:
     coverage: float | None
     cost_ratio: float | None
     budget_class: str | None
+    noise: float | None = None
+    """The seed noise floor of ``score`` (:mod:`eosbench.noise`; None without seed replicas)."""
+    tied: bool = False
+    """Within the noise of the standing ranked just above it (a tie, not a win)."""
 
     @property
     def reference(self) -> bool:
@@ -196,9 +201,21 @@ class Standing:
         return limit is None or (self.cost_ratio is not None and self.cost_ratio <= limit)
 
 
+def seed_noise(published: list[Published], item: Published, track: str) -> dict | None:
+    """``item``'s noise floor on ``track`` from its record on the suite's seed replicas (None without one)."""
+    replicas = SEEDS_SUITE.format(suite=item.record.suite)
+    sibling = next((p for p in published if p.name == item.name and p.record.suite == replicas
+                    and track in p.forecast_tracks()), None)
+    if sibling is None:
+        return None
+    dump = lambda p: {k: t.model_dump() for k, t in p.record.tracks[track].tasks.items()}  # noqa: E731
+    return noise_floor(dump(item), dump(sibling))
+
+
 def standings(published: list[Published], suite: str, track: str, regime: str | None) -> list[Standing]:
     """Every predictor's standing on ``suite``/``track`` in ``regime`` (None: the track's overall score),
-    best first (higher score, then lower cost, then name); predictors without that regime are left out."""
+    best first (higher score, then lower cost, then name); predictors without that regime are left out.
+    A standing within the seed noise of the one above it is marked ``tied``."""
     out = []
     for item in published:
         if item.record.suite != suite or track not in item.forecast_tracks():
@@ -213,11 +230,17 @@ def standings(published: list[Published], suite: str, track: str, regime: str | 
             score, spread, tasks, groups, failed = r.score, r.spread, r.tasks, r.groups, r.failed
         else:
             continue
+        floor = seed_noise(published, item, track)
+        noise = (floor or {}).get("spread") if regime is None else \
+            (floor or {}).get("regimes", {}).get(regime, {}).get("spread")
         out.append(Standing(item.name, item.record.predictor.version, suite, track, regime, number(score),
                             number(spread), tasks, groups, failed, number(agg.coverage), number(agg.cost_ratio),
-                            agg.budget_class))
-    return sorted(out, key=lambda s: (-(s.score if s.score is not None else -math.inf),
-                                      s.cost_ratio if s.cost_ratio is not None else math.inf, s.name))
+                            agg.budget_class, number(noise)))
+    ranked = sorted(out, key=lambda s: (-(s.score if s.score is not None else -math.inf),
+                                        s.cost_ratio if s.cost_ratio is not None else math.inf, s.name))
+    return [replace(s, tied=i > 0 and None not in (s.score, ranked[i - 1].score)
+                    and tied(s.score, s.noise, ranked[i - 1].score, ranked[i - 1].noise))
+            for i, s in enumerate(ranked)]
 
 
 def ranking_table(published: list[Published], suite: str, track: str) -> list[dict]:
