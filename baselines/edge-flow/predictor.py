@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from eosbench.predictor import Prediction, Predictor, Problem
+from eosbench.recorder import Recorder, Stop, onset_step, step_loop
 from eosbench.spec import TaskSpec
 
 RESOLVED = 1e6  # the secant curvature is used once r·|q| exceeds this × ε·‖∇L‖ (its rounding error ≲ 1e-6·q)
@@ -82,54 +83,22 @@ class EdgeFlow(Predictor):
 
     def predict(self, problem: Problem) -> Prediction:
         oracle, lr = problem.oracle, problem.lr
-        wanted = {int(s) for s in problem.steps}
-        last, every = max(wanted), problem.task.measure.sharpness_every
-        diverge_loss = problem.task.measure.diverge_loss
+        recorder = Recorder(problem.steps, sharpness_every=problem.task.measure.sharpness_every)
         eps = float(np.finfo(np.float32 if problem.task.dtype == "float32" else np.float64).eps)
-        started = time.perf_counter()
         before = oracle.counters.snapshot()
-        state = self.start(oracle, problem.theta0, lr)
+        process = _Process(self, oracle, self.start(oracle, problem.theta0, lr), lr, eps, recorder,
+                           problem.task.measure.diverge_loss, problem.budget.wall_seconds)
         start_cost = oracle.counters.since(before)
-        rows: list[dict] = []
-        series: dict[str, list] = {k: [] for k in ("step", "r", "q", "s_eff", "loss")}
-        scalars: dict[str, Any] = {}
-        stopped = None
-        for step in range(problem.t0, last + 1):
-            if time.perf_counter() - started > 0.9 * problem.budget.wall_seconds:
-                stopped = f"step {step}: stopped near the time budget ({problem.budget.wall_seconds:.0f} s)"
-                break
-            sub, n = 0, self.substeps
-            while sub < n:
-                ev = self.evaluate(oracle, state, eps)
-                if sub == 0:
-                    if not math.isfinite(ev.loss) or ev.loss > diverge_loss:
-                        scalars["divergence_step"] = step
-                        stopped = f"step {step}: the symmetrized loss diverged ({ev.loss:.3g})"
-                        break
-                    for key, value in (("step", step), ("r", state.r), ("q", ev.q), ("s_eff", ev.s_eff),
-                                       ("loss", ev.loss)):
-                        series[key].append(value)
-                    if step in wanted:
-                        row = {"step": step, "loss": ev.loss, "grad_norm": ev.grad_norm, "osc_amplitude": state.r}
-                        if every and step % every == 0:
-                            row["sharpness"] = ev.s_iterate
-                        rows.append(row)
-                    if step == last:
-                        break
-                    n = max(self.substeps, math.ceil(lr * ev.q))
-                state = self.advance(state, ev, lr, 1.0 / n, eps)
-                sub += 1
-            if stopped or step == last:
-                break
-        prediction = Prediction.from_rows(rows, scalars=scalars, diagnostics={
-            "stopped": stopped, "substeps": self.substeps, "series": series,
+        step_loop(recorder, range(problem.t0, max(recorder.steps) + 1), process.observe, process.advance)
+        prediction = Prediction.from_rows(recorder.rows, scalars=process.scalars, diagnostics={
+            "stopped": recorder.stopped, "substeps": self.substeps, "series": process.series,
             "start_cost": start_cost})
         sharp = prediction.frame["sharpness"].dropna() if "sharpness" in prediction.frame else None
         if sharp is not None and len(sharp):
-            crossed = sharp[sharp >= problem.threshold]
-            if len(crossed):
-                prediction.scalars["onset_step"] = int(crossed.index[0])
-            if stopped is None:
+            onset = onset_step(sharp, problem.threshold)
+            if onset is not None:
+                prediction.scalars["onset_step"] = onset
+            if recorder.stopped is None:
                 prediction.scalars["final_sharpness"] = float(sharp.iloc[-1])
         return prediction
 
@@ -190,6 +159,44 @@ class EdgeFlow(Predictor):
         growth = abs(lr * ev.s_eff - 1.0)
         r = state.r * growth ** dt if growth > 0 else 0.0
         return State(c, u, max(r, eps * _norm(c)))
+
+
+class _Process:
+    """The flow as a process for :func:`eosbench.recorder.step_loop`: ``observe`` evaluates the state at a GD
+    step (and records it), ``advance`` takes the n substeps to the next one, reusing that evaluation."""
+
+    def __init__(self, flow: EdgeFlow, oracle, state: State, lr: float, eps: float, recorder: Recorder,
+                 diverge_loss: float, wall_seconds: float):
+        self.flow, self.oracle, self.state, self.lr, self.eps = flow, oracle, state, lr, eps
+        self.recorder, self.diverge_loss, self.wall_seconds = recorder, diverge_loss, wall_seconds
+        self.started = time.perf_counter()
+        self.ev: Evaluation | None = None
+        self.scalars: dict[str, Any] = {}
+        self.series: dict[str, list] = {k: [] for k in ("step", "r", "q", "s_eff", "loss")}
+
+    def observe(self, step: int) -> None:
+        if time.perf_counter() - self.started > 0.9 * self.wall_seconds:
+            raise Stop(f"step {step}: stopped near the time budget ({self.wall_seconds:.0f} s)")
+        ev = self.ev = self.flow.evaluate(self.oracle, self.state, self.eps)
+        if not math.isfinite(ev.loss) or ev.loss > self.diverge_loss:
+            self.scalars["divergence_step"] = step
+            raise Stop(f"step {step}: the symmetrized loss diverged ({ev.loss:.3g})")
+        for key, value in (("step", step), ("r", self.state.r), ("q", ev.q), ("s_eff", ev.s_eff), ("loss", ev.loss)):
+            self.series[key].append(value)
+        if self.recorder.wants(step):
+            row = self.recorder.row(step)
+            row.update(loss=ev.loss, grad_norm=ev.grad_norm, osc_amplitude=self.state.r)
+            if self.recorder.wants_sharpness(step):
+                row["sharpness"] = ev.s_iterate
+
+    def advance(self, step: int, target: int) -> None:
+        """One GD step (target = step + 1) in n = max(substeps, ⌈ηq⌉) substeps of length 1/n."""
+        n = max(self.flow.substeps, math.ceil(self.lr * self.ev.q))
+        ev = self.ev
+        for sub in range(n):
+            if sub:
+                ev = self.flow.evaluate(self.oracle, self.state, self.eps)
+            self.state = self.flow.advance(self.state, ev, self.lr, 1.0 / n, self.eps)
 
 
 def _dot(a, b) -> float:

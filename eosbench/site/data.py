@@ -132,7 +132,7 @@ REFERENCE = "gd-replay"
 BASELINE = "gradient-flow"
 """The predictor every score is measured against (score 0 by definition)."""
 METRIC_ORDER = ("sharpness_error", "loss_error", "onset_error", "divergence_error", "final_sharpness_error",
-                "phase_error", "grad_norm_error")
+                "phase_error", "grad_norm_error", "osc_amplitude_error", "batch_sharpness_error")
 METRIC_TEXT = {
     "sharpness_error": "mean |Ŝ − S̄| / (2/η) over the scored steps, S̄ the smoothed measured sharpness",
     "loss_error": "mean |log L̂ − log L̄| over the scored steps, L̄ the smoothed measured loss",
@@ -142,6 +142,10 @@ METRIC_TEXT = {
     "divergence_error": "on a run that diverged: |t̂ − t| / (t − t₀) of the divergence step, capped at 1 "
                         "(0.5 for predicting divergence without a step, 1 for not predicting it)",
     "grad_norm_error": "mean |log ĝ − log ḡ| of the gradient norm over the scored steps",
+    "osc_amplitude_error": "mean |log Â − log Ā| of the oscillation amplitude along the top eigenvector, both "
+                           "clipped at 1 % of the run's largest measured amplitude",
+    "batch_sharpness_error": "mean |B̂S − B̄S| / (2/η) of SGD's batch sharpness (the expected curvature of a "
+                             "minibatch loss along its own gradient) over the scored steps",
 }
 """What each raw error measures (every one: lower is better); ``eig_k_error`` is like the sharpness error."""
 

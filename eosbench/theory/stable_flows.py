@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from eosbench.oracle import Oracle
+from eosbench.recorder import Recorder, Stop, step_loop
 from eosbench.theory.flows import MAX_STIFFNESS, REFRESH, FlowResult, integrate_gradient_flow
 
 STABLE_FLOW_OPTIMIZERS = ("momentum", "rmsprop", "adam")
@@ -160,51 +161,64 @@ def integrate_adaptive_flow(oracle: Oracle, flow: AdaptiveFlow, theta0: Any, t0:
     """Integrate RMSProp's or Adam's stable flow from θ(t0) = θ0 (state from :meth:`AdaptiveFlow.initial_state`)
     and record ``loss``, ``grad_norm`` at the wanted ``steps``, ``precond_sharpness`` (and ``sharpness``,
     with ``plain_sharpness``) at those that are multiples of ``sharpness_every``. ``result.theta`` is the
-    last state tuple."""
-    wanted = sorted(int(s) for s in steps if s >= t0)
-    result = FlowResult(theta=None)
-    if not wanted:
-        return result
-    loss, g = oracle.loss_and_grad(theta0)
-    state, t = flow.initial_state(theta0, g, t0, nu_total), float(t0)
-    warm: dict[str, Any] = {"plain": None, "pre": None}
+    last recorded state tuple."""
+    recorder = Recorder((s for s in steps if s >= t0), sharpness_every=sharpness_every)
+    if not recorder.steps:
+        return FlowResult(theta=None)
+    process = _AdaptiveProcess(oracle, flow, theta0, t0, nu_total, alpha, eig_tol, plain_sharpness, recorder)
+    step_loop(recorder, recorder.steps, process.observe, process.advance, start=t0)
+    return FlowResult(rows=recorder.rows, stopped=recorder.stopped, theta=process.recorded_state)
 
-    def precond(point_state, time) -> float:
-        top = oracle.eigs(point_state[0], 1, v0=warm["pre"], tol=eig_tol, precondition=flow.scale(time, point_state))
-        warm["pre"] = top.vectors
+
+class _AdaptiveProcess:
+    """The RK4 process of :func:`integrate_adaptive_flow`: the state (θ, moments) at time ``t``, its loss and
+    gradient, and the preconditioned sharpness of the latest refresh."""
+
+    def __init__(self, oracle: Oracle, flow: AdaptiveFlow, theta0: Any, t0: int, nu_total: float | None,
+                 alpha: float, eig_tol: float, plain_sharpness: bool, recorder: Recorder):
+        self.oracle, self.flow, self.alpha, self.eig_tol = oracle, flow, alpha, eig_tol
+        self.plain_sharpness, self.recorder = plain_sharpness, recorder
+        self.warm: dict[str, Any] = {"plain": None, "pre": None}
+        self.loss, self.g = oracle.loss_and_grad(theta0)
+        self.state, self.t = flow.initial_state(theta0, self.g, t0, nu_total), float(t0)
+        self.recorded_state = None
+        self.sharpness, self.refreshed = self.precond(), float(t0)
+
+    def precond(self) -> float:
+        top = self.oracle.eigs(self.state[0], 1, v0=self.warm["pre"], tol=self.eig_tol,
+                               precondition=self.flow.scale(self.t, self.state))
+        self.warm["pre"] = top.vectors
         return float(top.values[0])
 
-    def field(time, point_state):
-        return flow.field(time, point_state, oracle.grad(point_state[0]))
+    def field(self, time, point_state):
+        return self.flow.field(time, point_state, self.oracle.grad(point_state[0]))
 
-    sharp, refreshed = precond(state, t), float(t0)
-    for target in wanted:
-        while t < target - 1e-12:
-            if t - refreshed >= REFRESH:
-                sharp, refreshed = precond(state, t), t
-            kappa = flow.stiffness(t, sharp)
+    def advance(self, _: int, target: int) -> None:
+        while self.t < target - 1e-12:
+            if self.t - self.refreshed >= REFRESH:
+                self.sharpness, self.refreshed = self.precond(), self.t
+            kappa = self.flow.stiffness(self.t, self.sharpness)
             if kappa > MAX_STIFFNESS:
-                result.stopped = f"stiffness {kappa:.3g} > {MAX_STIFFNESS:g} at step {t:.3f}"
-                return result
-            h = min(target - t, alpha / kappa if kappa > 0 else 1.0, 1.0)
-            state = rk4_step(field, t, state, h, flow.field(t, state, g))
-            t = target if abs(target - (t + h)) < 1e-12 else t + h
-            loss, g = oracle.loss_and_grad(state[0])
-            if not math.isfinite(loss):
-                result.stopped = f"non-finite loss at step {t:.3f}"
-                return result
-        row = {"step": target, "loss": loss, "grad_norm": float((g * g).sum()) ** 0.5}
-        if sharpness_every and target % sharpness_every == 0:
-            if refreshed != target:
-                sharp, refreshed = precond(state, t), float(target)
-            row["precond_sharpness"] = sharp
-            if plain_sharpness:
-                top = oracle.eigs(state[0], 1, v0=warm["plain"], tol=eig_tol)
-                warm["plain"] = top.vectors
+                raise Stop(f"stiffness {kappa:.3g} > {MAX_STIFFNESS:g} at step {self.t:.3f}")
+            h = min(target - self.t, self.alpha / kappa if kappa > 0 else 1.0, 1.0)
+            self.state = rk4_step(self.field, self.t, self.state, h, self.flow.field(self.t, self.state, self.g))
+            self.t = target if abs(target - (self.t + h)) < 1e-12 else self.t + h
+            self.loss, self.g = self.oracle.loss_and_grad(self.state[0])
+            if not math.isfinite(self.loss):
+                raise Stop(f"non-finite loss at step {self.t:.3f}")
+
+    def observe(self, t: int) -> None:
+        row = self.recorder.row(t)
+        row.update(loss=self.loss, grad_norm=float((self.g * self.g).sum()) ** 0.5)
+        if self.recorder.wants_sharpness(t):
+            if self.refreshed != t:
+                self.sharpness, self.refreshed = self.precond(), float(t)
+            row["precond_sharpness"] = self.sharpness
+            if self.plain_sharpness:
+                top = self.oracle.eigs(self.state[0], 1, v0=self.warm["plain"], tol=self.eig_tol)
+                self.warm["plain"] = top.vectors
                 row["sharpness"] = float(top.values[0])
-        result.rows.append(row)
-        result.theta = state
-    return result
+        self.recorded_state = self.state
 
 
 def stable_flow_for_problem(problem) -> tuple[FlowResult, str, float]:
