@@ -195,7 +195,12 @@ class Catalog:
             members = self.families[task_id]
             raise UnknownNameError(f"{task_id!r} is a sweep family, not a task: run all its members with "
                                    f"--suite {task_id}, or name one of them ({', '.join(members[:3])}, ...).")
-        raise unknown_name("task", task_id, list(self.tasks))
+        error = unknown_name("task", task_id, list(self._parsed[0]))
+        if self._variants[0]:  # the variants are too many to list: say how they are named
+            rules = ", ".join(f"{name} ({'+seed=N' if rule.seeds else '+' + str(rule.dtype)} on {rule.of}'s tasks)"
+                              for name, rule in sorted(self._variant_rules.items()))
+            error.args = (f"{error.args[0]} Variant suites, not listed: {rules}.",)
+        raise error
 
     @cached_property
     def suites(self) -> dict[str, list[str]]:
