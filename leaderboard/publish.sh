@@ -8,13 +8,13 @@ run() { eosbench run "$@" --publish; }
 
 # full-batch GD: every theory of gradient descent at the edge of stability, and the null models
 run gradient-flow eos-clamp stability-rule linearized persistence principal-flow self-stabilization \
-    central-flow edge-flow uv-fixed-point threshold-neuron gd-replay constant-edge --suite tiny
+    central-flow edge-flow rod-flow uv-fixed-point threshold-neuron gd-replay constant-edge --suite tiny
 run phase-rules break-even --suite tiny
 # the noise floor (seeds 1 and 2 of every seeded tiny task) and the float32 twins of tiny's GD tasks
 run gradient-flow eos-clamp stability-rule linearized persistence principal-flow self-stabilization \
-    central-flow edge-flow uv-fixed-point threshold-neuron gd-replay constant-edge --suite tiny-seeds
+    central-flow edge-flow rod-flow uv-fixed-point threshold-neuron gd-replay constant-edge --suite tiny-seeds
 run gradient-flow eos-clamp stability-rule linearized persistence principal-flow self-stabilization \
-    central-flow edge-flow uv-fixed-point threshold-neuron gd-replay constant-edge --suite tiny-float32
+    central-flow edge-flow rod-flow uv-fixed-point threshold-neuron gd-replay constant-edge --suite tiny-float32
 # momentum and adaptive methods at their edges (the reference is each optimizer's stable flow)
 run gradient-flow central-flow constant-edge persistence gd-replay --suite adaptive
 # SGD: batch sharpness at 2/η (edge of stochastic stability) and the stochastic sharpness gap
