@@ -203,8 +203,8 @@ class Catalog:
         raise error
 
     @cached_property
-    def suites(self) -> dict[str, list[str]]:
-        """Suite name → entries (task ids or family ids), as written in ``suites.yaml``."""
+    def _suites_file(self) -> dict:
+        """``suites.yaml`` parsed and checked: suite name → a list of ids or a variant rule ({} if absent)."""
         path = self.directory / SUITES_FILE
         if not path.exists():
             return {}
@@ -222,6 +222,13 @@ class Catalog:
         if bad:
             raise SpecError(f"Invalid suites file {path}: suite name(s) {bad} are not allowed (lower-case "
                             "letters, digits and . _ = @ + -; they name result files).")
+        return raw
+
+    @cached_property
+    def suites(self) -> dict[str, list[str]]:
+        """Suite name → entries (task ids or family ids), as written in ``suites.yaml``."""
+        path = self.directory / SUITES_FILE
+        raw = self._suites_file
         lists = {k: v for k, v in raw.items() if isinstance(v, list)}
         nested = [str(k) for k, v in lists.items() if not all(isinstance(x, (str, int, float)) for x in v)]
         if nested:
@@ -232,9 +239,8 @@ class Catalog:
     def _variant_rules(self) -> dict[str, SuiteVariant]:
         """Suite name → the rule of a variant suite (``{of: SUITE, seeds: [...]}`` or ``{of: SUITE, dtype: ...}``)."""
         path = self.directory / SUITES_FILE
-        raw = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.exists() else {}
         rules = {}
-        for name, value in raw.items():
+        for name, value in self._suites_file.items():
             if not isinstance(value, dict):
                 continue
             try:
