@@ -94,11 +94,21 @@ def choose_threads(units: int = 1, requested: int | None = None) -> int:
 
 
 def apply_threads(threads: int) -> None:
-    """Set torch's intra-op thread count for this process (a no-op when it already has it)."""
+    """Set this process's compute threads: torch's intra-op pool and the BLAS/OpenMP pools numpy, scipy and
+    scikit-learn load (OpenBLAS spins its idle threads, so one pool per core left at its default makes a busy
+    machine slower still). A no-op when this process already has that count."""
     import torch
+    from threadpoolctl import threadpool_limits
 
-    if threads >= 1 and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+    global _applied_threads
+    if threads < 1 or (threads == _applied_threads and torch.get_num_threads() == threads):
+        return
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+    _applied_threads = threads
+
+
+_applied_threads: int | None = None
 
 
 @dataclass(frozen=True)

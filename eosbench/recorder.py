@@ -19,12 +19,14 @@ class Stop(Exception):
 
 class Recorder:
     """The rows of a run: one at each step of ``steps``, with the sharpness at those that are multiples of
-    ``sharpness_every`` (0: never) or equal to ``final`` (the measurement's last step; None for none)."""
+    ``sharpness_every`` (0: never) and at the last one (the measurement ends every run with a sharpness, so
+    a forecast of the whole run must too)."""
 
-    def __init__(self, steps: Iterable[int], *, sharpness_every: int = 0, final: int | None = None):
+    def __init__(self, steps: Iterable[int], *, sharpness_every: int = 0):
         self.steps: list[int] = sorted({int(s) for s in steps})
         self._wanted = frozenset(self.steps)
-        self.sharpness_every, self.final = sharpness_every, final
+        self.sharpness_every = sharpness_every
+        self.final = self.steps[-1] if self.steps else None
         self.rows: list[dict] = []
         self.stopped: str | None = None
 
@@ -32,7 +34,7 @@ class Recorder:
     def every(cls, every: int, last: int, *, sharpness_every: int = 0) -> Recorder:
         """Rows at every ``every``-th step from 0 and at ``last`` (which also gets the sharpness): the
         measurement's plan."""
-        return cls([*range(0, last + 1, every), last], sharpness_every=sharpness_every, final=last)
+        return cls([*range(0, last + 1, every), last], sharpness_every=sharpness_every)
 
     def wants(self, t: int) -> bool:
         return t in self._wanted

@@ -18,8 +18,8 @@ def test_the_measurement_plan_records_every_kth_step_and_the_last():
     rec = Recorder.every(3, 10, sharpness_every=4)
     assert rec.steps == [0, 3, 6, 9, 10]
     assert [t for t in range(11) if rec.wants_sharpness(t)] == [0, 4, 8, 10]
-    flow = Recorder([7, 2, 5, 5], sharpness_every=5)  # a forecast's steps: sorted, once each, no final step
-    assert flow.steps == [2, 5, 7] and [t for t in range(11) if flow.wants_sharpness(t)] == [0, 5, 10]
+    flow = Recorder([7, 2, 5, 5], sharpness_every=5)  # a forecast's steps: sorted, once each, its last measured
+    assert flow.steps == [2, 5, 7] and [t for t in range(11) if flow.wants_sharpness(t)] == [0, 5, 7, 10]
     assert not Recorder([1, 2]).wants_sharpness(0)
 
 

@@ -132,6 +132,27 @@ def test_adaptive_flow_starts_from_the_optimizer_state(name):
 
 
 
+def test_adaptive_flow_from_a_late_origin_starts_at_the_measured_edge(measured):
+    """On quadratic-rmsprop at step 100 the slow coordinates have converged (|∇L_i| < 1e-11) but RMSProp's ν
+    still remembers them; ν̂ ∝ g^⊙2 alone put λ₁(P⁻¹H) at ≈ 1e9 and the flow stopped at once. With ν̂'s flat
+    share fitted to the measured edge, the flow starts at the measured λ₁(P⁻¹H) (8.00), keeps Σν̂ at the
+    observed average, and answers every step of the forecast."""
+    from eosbench.catalog import Catalog
+    from eosbench.oracle import build_oracle
+    from eosbench.predictor import Budget
+    from eosbench.tracks import make_problem
+
+    spec = Catalog(REPO / "tasks").get("quadratic-rmsprop")
+    trajectory = measured(spec)
+    problem = make_problem("forecast", spec, trajectory, build_oracle(spec), 100, Budget())
+    flow, column, _ = stable_flow_for_problem(problem)
+    assert flow.stopped is None and [r["step"] for r in flow.rows] == [int(s) for s in problem.steps]
+    start = flow.rows[0][column]
+    assert start == pytest.approx(trajectory.frame[column].dropna().loc[:100].iloc[-1], rel=0.02)
+    g = np.asarray(problem.oracle.to_numpy(problem.oracle.grad(problem.theta0)))
+    assert np.sort(np.abs(g))[:4].max() < 1e-10  # the converged coordinates the g^⊙2 split would zero
+
+
 @pytest.mark.parametrize("name", ["rmsprop", "adam"])
 def test_adaptive_flow_is_the_same_on_jax(name):
     """The flow uses only the oracle and array operators: on the JAX backend its rows equal torch's (to 1e-9)."""

@@ -21,9 +21,11 @@ methods".
   discrete algorithm; r = (1−β)/β gives the continuous average the discrete one's mean lag β/(1−β)).
 
 State at the origin t0: at t0 = 0 the optimizer's own (v = 0; ν = g_0²; m̂ = g_0, ν̂ = g_0²). At t0 > 0 only
-θ_{t0} is known (checkpoints hold θ alone); we take m̂ = ∇L(θ_{t0}) (the average at rest) and ν (ν̂) =
-∇L(θ_{t0})^⊙2 rescaled so that its sum equals the optimizer's average of the *observed* ‖∇L_s‖², s ≤ t0 —
-the exact value of Σ_i ν_i, since the average is linear — so only ν's split over coordinates is assumed.
+θ_{t0} is known (checkpoints hold θ alone); we take m̂ = ∇L(θ_{t0}) (the average at rest). Σ_i ν̂_i is known
+exactly — the optimizer's average of the *observed* ‖∇L_s‖², s ≤ t0, the average being linear — and only ν̂'s
+split over coordinates is assumed: ν̂ = Σ·((1 − w)·g^⊙2/‖g‖² + w/p), the current gradient's split with a flat
+share w, w fitted so that λ₁(P⁻¹H) at t0 equals the last measured one (the running average remembers
+coordinates whose gradient has since vanished; g^⊙2 alone would put P⁻¹H at 1e8 on a converged coordinate).
 
 Integration: classical RK4 on the state tuple with a step Δt = min(α/κ, 1), κ the stiffness of the
 linearized field (RMSProp: max(ηλ₁(P⁻¹H), r₂); Adam: the damped oscillator μ² + ρ₁μ + ρ₁ηλ = 0 of
@@ -41,12 +43,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.optimize import brentq
 
 from eosbench.oracle import Oracle
 from eosbench.recorder import Recorder, Stop, step_loop
 from eosbench.theory.flows import MAX_STIFFNESS, REFRESH, FlowResult, integrate_gradient_flow
 
 STABLE_FLOW_OPTIMIZERS = ("momentum", "rmsprop", "adam")
+FLOOR_LOG_W = -12.0  # the smallest flat share of ν̂ tried at an origin: log10 w
 
 
 def momentum_rate(lr: float, beta: float) -> float:
@@ -109,17 +113,35 @@ class AdaptiveFlow:
         rho1, rho2 = self.r1 / self.bias(self.r1, t), self.r2 / self.bias(self.r2, t)
         return max(rho1, rho2, math.sqrt(rho1 * self.lr * a))
 
-    def initial_state(self, theta, g, t0: int, nu_total: float | None) -> tuple:
-        """The state at t0 from θ_{t0}, g = ∇L(θ_{t0}) and Σ_i ν̂_i (None: g^⊙2 as it is; see the module
-        docstring)."""
-        g2 = g * g
-        if nu_total is not None:
-            size = float(g2.sum())
-            if size > 0 and math.isfinite(nu_total):
-                g2 = g2 * (nu_total / size)
+    def initial_state(self, theta, g, t0: int, nu_hat) -> tuple:
+        """The state at t0 from θ_{t0}, g = ∇L(θ_{t0}) and ν̂(t0) (:meth:`origin_nu_hat`)."""
         if not self.adam:
-            return theta, g2
-        return theta, g * self.bias(self.r1, t0), g2 * self.bias(self.r2, t0)
+            return theta, nu_hat
+        return theta, g * self.bias(self.r1, t0), nu_hat * self.bias(self.r2, t0)
+
+    def origin_nu_hat(self, t0: int, g, nu_total: float | None, edge_at=None, measured_edge: float | None = None):
+        """ν̂(t0) from g = ∇L(θ_{t0}) (see the module docstring): g^⊙2 at t0 = 0; after it, the one-parameter
+        family total·((1 − w)·g^⊙2/‖g‖² + w/p) whose sum is the observed ``nu_total``, with w chosen so that
+        ``edge_at(ν̂)`` = λ₁(P⁻¹H) equals the last ``measured_edge`` (w = 1 when even the flat split lies
+        above it; w = 0 when none is measured)."""
+        g2 = g * g
+        size = float(g2.sum())
+        if t0 == 0 or nu_total is None or not math.isfinite(nu_total) or size <= 0:
+            return g2
+        shape, flat = g2 / size, 1.0 / g2.shape[0]
+
+        def nu_of(log_w: float):
+            w = 10.0 ** log_w
+            return nu_total * ((1 - w) * shape + w * flat)
+
+        if edge_at is None or measured_edge is None or not math.isfinite(measured_edge):
+            return nu_of(-math.inf)
+        gap = lambda log_w: edge_at(nu_of(log_w)) - measured_edge  # noqa: E731 - the root's function
+        if gap(0.0) >= 0:
+            return nu_of(0.0)
+        if gap(FLOOR_LOG_W) <= 0:
+            return nu_of(-math.inf)
+        return nu_of(brentq(gap, FLOOR_LOG_W, 0.0, xtol=0.01))
 
     def observed_nu_total(self, grad_norms: dict[int, float], t0: int) -> float | None:
         """Σ_i ν̂_i(t0) = the optimizer's average of ‖∇L_s‖² over s ≤ t0 (RMSProp: β₂^{t0}‖g_0‖² + Σ_{s≥1}
@@ -156,7 +178,8 @@ def rk4_step(field, t: float, state: tuple, h: float, k1: tuple) -> tuple:
 
 
 def integrate_adaptive_flow(oracle: Oracle, flow: AdaptiveFlow, theta0: Any, t0: int, steps: np.ndarray, *,
-                            sharpness_every: int = 1, nu_total: float | None = None, alpha: float = 1.0,
+                            sharpness_every: int = 1, nu_total: float | None = None,
+                            measured_edge: float | None = None, alpha: float = 1.0,
                             eig_tol: float = 1e-3, plain_sharpness: bool = True) -> FlowResult:
     """Integrate RMSProp's or Adam's stable flow from θ(t0) = θ0 (state from :meth:`AdaptiveFlow.initial_state`)
     and record ``loss``, ``grad_norm`` at the wanted ``steps``, ``precond_sharpness`` (and ``sharpness``,
@@ -165,7 +188,8 @@ def integrate_adaptive_flow(oracle: Oracle, flow: AdaptiveFlow, theta0: Any, t0:
     recorder = Recorder((s for s in steps if s >= t0), sharpness_every=sharpness_every)
     if not recorder.steps:
         return FlowResult(theta=None)
-    process = _AdaptiveProcess(oracle, flow, theta0, t0, nu_total, alpha, eig_tol, plain_sharpness, recorder)
+    process = _AdaptiveProcess(oracle, flow, theta0, t0, alpha, eig_tol, plain_sharpness, recorder,
+                               nu_total=nu_total, measured_edge=measured_edge)
     step_loop(recorder, recorder.steps, process.observe, process.advance, start=t0)
     return FlowResult(rows=recorder.rows, stopped=recorder.stopped, theta=process.recorded_state)
 
@@ -174,15 +198,25 @@ class _AdaptiveProcess:
     """The RK4 process of :func:`integrate_adaptive_flow`: the state (θ, moments) at time ``t``, its loss and
     gradient, and the preconditioned sharpness of the latest refresh."""
 
-    def __init__(self, oracle: Oracle, flow: AdaptiveFlow, theta0: Any, t0: int, nu_total: float | None,
-                 alpha: float, eig_tol: float, plain_sharpness: bool, recorder: Recorder):
+    def __init__(self, oracle: Oracle, flow: AdaptiveFlow, theta0: Any, t0: int, alpha: float, eig_tol: float,
+                 plain_sharpness: bool, recorder: Recorder, *, nu_total: float | None,
+                 measured_edge: float | None):
         self.oracle, self.flow, self.alpha, self.eig_tol = oracle, flow, alpha, eig_tol
         self.plain_sharpness, self.recorder = plain_sharpness, recorder
         self.warm: dict[str, Any] = {"plain": None, "pre": None}
         self.loss, self.g = oracle.loss_and_grad(theta0)
-        self.state, self.t = flow.initial_state(theta0, self.g, t0, nu_total), float(t0)
+        nu_hat = flow.origin_nu_hat(t0, self.g, nu_total, edge_at=lambda nu: self.edge(theta0, nu),
+                                    measured_edge=measured_edge)
+        self.state, self.t = flow.initial_state(theta0, self.g, t0, nu_hat), float(t0)
         self.recorded_state = None
         self.sharpness, self.refreshed = self.precond(), float(t0)
+
+    def edge(self, theta, nu_hat) -> float:
+        """λ₁(P⁻¹H) at θ for P = diag(√ν̂ + ε)."""
+        top = self.oracle.eigs(theta, 1, v0=self.warm["pre"], tol=self.eig_tol,
+                               precondition=(nu_hat ** 0.5 + self.flow.eps) ** -0.5)
+        self.warm["pre"] = top.vectors
+        return float(top.values[0])
 
     def precond(self) -> float:
         top = self.oracle.eigs(self.state[0], 1, v0=self.warm["pre"], tol=self.eig_tol,
@@ -235,7 +269,10 @@ def stable_flow_for_problem(problem) -> tuple[FlowResult, str, float]:
     flow = adaptive_flow_of(opt, problem.lr)
     observed = problem.observed.get("grad_norm")
     norms = {} if observed is None else {int(s): float(v) for s, v in observed.dropna().items()}
+    edges = problem.observed.get("precond_sharpness")
+    edges = None if edges is None else edges.dropna()
     result = integrate_adaptive_flow(problem.oracle, flow, problem.theta0, problem.t0, problem.steps,
-                                     sharpness_every=every, nu_total=flow.observed_nu_total(norms, problem.t0))
+                                     sharpness_every=every, nu_total=flow.observed_nu_total(norms, problem.t0),
+                                     measured_edge=float(edges.iloc[-1]) if edges is not None and len(edges) else None)
     threshold = make_optimizer(opt, problem.lr, n_examples=0).preconditioned_threshold
     return result, "precond_sharpness", threshold
