@@ -1,7 +1,8 @@
 """Regenerate the tables and figures of docs/findings.md from the published records.
 
-    python docs/findings.py           # rewrite the generated blocks of docs/findings.md and docs/img/findings-*.png
-    python docs/findings.py --check   # exit 1 if docs/findings.md is not what the records give (run by the tests)
+    python docs/findings.py           # rewrite the generated blocks of docs/findings.md, README.md's verdict
+                                      # and docs/img/findings-*.png
+    python docs/findings.py --check   # exit 1 if either is not what the records give (the tests check the same)
 
 Every number in a generated block comes from ``leaderboard/results/<predictor>/<suite>@<version>.json`` (the
 newest version of each), through :func:`eosbench.results_frame`'s reading of the record: a regime's score is the
@@ -20,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "leaderboard" / "results"
 FINDINGS = ROOT / "docs" / "findings.md"
+README = ROOT / "README.md"
 IMAGES = ROOT / "docs" / "img"
 
 FLOWS = ["gradient-flow", "eos-clamp", "principal-flow", "self-stabilization", "central-flow", "edge-flow",
@@ -82,6 +84,41 @@ def table(suite: str, track: str, predictors: list[str], regimes: list[str]) -> 
     return "\n".join(lines), numbers
 
 
+NOT_THEORIES = {"gradient-flow", "gd-replay", "persistence", "constant-edge"}
+"""The reference, the ceiling and the null models: never "the best theory" of a regime."""
+VERDICT_REGIMES = {"before-onset": "before the onset", "onset": "the onset", "sustained-eos": "sustained EoS",
+                   "catapult": "catapult", "divergence": "divergence"}
+
+
+def verdict(suite: str = "tiny", track: str = "trajectory") -> str:
+    """README's verdict: per regime, the best-scoring theory among those answering at least half of the
+    regime's tasks (and, where it differs, the best on fewer), its cost, and the GD replay's score."""
+    records = {path.parent.name: newest_record(path.parent.name, suite)
+               for path in sorted(RESULTS.glob(f"*/{suite}@*.json"))}
+    regimes = {name: r["tracks"][track]["aggregate"] for name, r in records.items() if r and track in r["tracks"]}
+    total = {k: v.get("tasks", 0) for k, v in regimes["gradient-flow"].get("regimes", {}).items()}
+
+    def entry(name: str, regime: str) -> str:
+        cell = regimes[name]["regimes"][regime]
+        share = cell.get("tasks", 0) / max(total.get(regime, 1), 1)
+        text = f"{name} {_cell(cell)}"
+        return text + ("" if share >= 0.5 else f" ({cell.get('tasks', 0)} of {total.get(regime)} tasks)")
+
+    lines = ["| regime | best theory (≥ half the tasks) | its cost | best on fewer tasks | GD replay (the ceiling) |",
+             "| --- | --- | --- | --- | --- |"]
+    for regime, label in VERDICT_REGIMES.items():
+        scored = [(cell["score"], name) for name, agg in regimes.items() if name not in NOT_THEORIES
+                  for cell in [agg.get("regimes", {}).get(regime)] if cell and cell.get("score") is not None]
+        wide = [(s, n) for s, n in scored if regimes[n]["regimes"][regime].get("tasks", 0) >= total.get(regime, 0) / 2]
+        best = max(wide, default=None)
+        narrow = max(scored, default=None)
+        replay = regimes.get("gd-replay", {}).get("regimes", {}).get(regime)
+        lines.append("| " + " | ".join([
+            label, entry(best[1], regime) if best else "–", _cost(regimes[best[1]]) if best else "–",
+            entry(narrow[1], regime) if narrow and narrow != best else "–", _cell(replay)]) + " |")
+    return "\n".join(lines)
+
+
 def figure(numbers: dict[str, dict], regimes: list[str], path: Path, title: str) -> None:
     """Grouped bars: each model's score per regime (the reference, gradient flow, is 0 by construction)."""
     import matplotlib
@@ -124,18 +161,27 @@ def render(text: str, *, draw: bool) -> str:
     return text
 
 
+def render_readme(text: str) -> str:
+    """README.md with its ``<!-- generated:verdict -->`` block rebuilt from the tiny records."""
+    pattern = re.compile(r"(<!-- generated:verdict -->\n).*?(<!-- /generated:verdict -->)", re.S)
+    return pattern.sub(lambda m: m.group(1) + verdict() + "\n" + m.group(2), text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if docs/findings.md is out of date")
     args = parser.parse_args(argv)
-    current = FINDINGS.read_text()
-    fresh = render(current, draw=not args.check)
-    if args.check:
+    stale = []
+    for path, rebuild in ((FINDINGS, lambda t: render(t, draw=not args.check)), (README, render_readme)):
+        current = path.read_text()
+        fresh = rebuild(current)
         if fresh != current:
-            print("docs/findings.md is out of date with leaderboard/results: run python docs/findings.py")
-            return 1
-        return 0
-    FINDINGS.write_text(fresh)
+            stale.append(path.name)
+            if not args.check:
+                path.write_text(fresh)
+    if args.check and stale:
+        print(f"{', '.join(stale)} out of date with leaderboard/results: run python docs/findings.py")
+        return 1
     return 0
 
 
