@@ -477,4 +477,5 @@ def performance_profile(errors: pd.DataFrame, taus=(1, 1.25, 1.5, 2, 3, 5, 10)) 
     best = errors.min(axis=1)
     ratio = errors.div(best.where(best > 0, np.nan), axis=0).fillna(np.inf)
     ratio[errors.eq(0) & best.eq(0).to_numpy()[:, None]] = 1.0
-    return pd.DataFrame({tau: (ratio <= tau).mean(axis=0) for tau in taus}).T.rename_axis("tau")
+    shares = (ratio.to_numpy()[None, :, :] <= np.asarray(taus, dtype=float)[:, None, None]).mean(axis=1)
+    return pd.DataFrame(shares, index=pd.Index(list(taus), name="tau"), columns=errors.columns)

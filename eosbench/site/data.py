@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from eosbench.errors import SpecError
@@ -26,6 +26,8 @@ class Published:
 
     path: Path
     record: ResultRecord
+    noise: dict = field(default_factory=dict, compare=False, repr=False)
+    """Memo of :func:`seed_noise` per track (standings ask for it once per regime and page)."""
 
     @property
     def name(self) -> str:
@@ -207,6 +209,12 @@ class Standing:
 
 def seed_noise(published: list[Published], item: Published, track: str) -> dict | None:
     """``item``'s noise floor on ``track`` from its record on the suite's seed replicas (None without one)."""
+    if track not in item.noise:
+        item.noise[track] = _seed_noise(published, item, track)
+    return item.noise[track]
+
+
+def _seed_noise(published: list[Published], item: Published, track: str) -> dict | None:
     replicas = SEEDS_SUITE.format(suite=item.record.suite)
     sibling = next((p for p in published if p.name == item.name and p.record.suite == replicas
                     and track in p.forecast_tracks()), None)
