@@ -158,7 +158,28 @@ def render(text: str, *, draw: bool) -> str:
             figure(numbers, regimes, IMAGES / f"findings-{name}.png", f"{suite}, {track} track")
         pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- /generated:{name} -->)", re.S)
         text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
-    return text
+    pattern = re.compile(r"(<!-- generated:tiny-seeds -->\n).*?(<!-- /generated:tiny-seeds -->)", re.S)
+    return pattern.sub(lambda m: m.group(1) + seed_table() + "\n" + m.group(2), text)
+
+
+def seed_table(suite: str = "tiny") -> str:
+    """Each model's mean score over regimes on seed 0 (the public tasks) and on seeds 1 and 2 (the
+    ``<suite>-seeds`` records), per track, with the spread across seeds (eosbench.noise)."""
+    from eosbench.noise import noise_floor
+
+    lines = ["| model | trajectory: seeds 0 / 1 / 2 | σ_seed | forecast: seeds 0 / 1 / 2 | σ_seed |",
+             "| --- | --- | --- | --- | --- |"]
+    for name in FLOWS:
+        public, seeds = newest_record(name, suite), newest_record(name, f"{suite}-seeds")
+        if public is None or seeds is None:
+            continue
+        cells = []
+        for track in ("trajectory", "forecast"):
+            floor = noise_floor(public["tracks"][track]["tasks"], seeds["tracks"][track]["tasks"])
+            cells += (["–", "–"] if floor is None else
+                      [" / ".join(f"{v:+.3f}" for v in floor["scores"].values()), f"{floor['spread']:.3f}"])
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def render_readme(text: str) -> str:
