@@ -31,6 +31,7 @@ GD_REGIMES = ["before-onset", "onset", "sustained-eos", "catapult", "divergence"
 BLOCKS = {
     "tiny-trajectory": ("tiny", "trajectory", FLOWS, GD_REGIMES),
     "tiny-forecast": ("tiny", "forecast", FLOWS, GD_REGIMES),
+    "tiny-float32": ("tiny-float32", "trajectory", FLOWS, GD_REGIMES),
     "adaptive": ("adaptive", "trajectory", ["gradient-flow", "central-flow", "constant-edge", "persistence",
                                              "gd-replay"], ["adaptive-sgd"]),
     "adaptive-forecast": ("adaptive", "forecast", ["gradient-flow", "central-flow", "constant-edge", "persistence",
