@@ -100,8 +100,9 @@ def _select(catalog: Catalog, task_ids: tuple[str, ...], suite: str | None,
 
 _THREADS_OPTION = click.option(
     "--threads", type=click.IntRange(min=1), envvar="EOSBENCH_THREADS",
-    help="Torch threads per unit (or set EOSBENCH_THREADS). Default: the cores other work leaves free, shared "
-         "among the units running at once (1 each when units run side by side), at least 1.")
+    help="Compute threads per unit, torch's and the BLAS/OpenMP pools' (or set EOSBENCH_THREADS). Default: "
+         "the cores other work leaves free, shared among the units running at once (1 each when units run "
+         "side by side), at least 1.")
 
 
 def _use_threads(threads: int | None, units: int = 1) -> int:

@@ -93,6 +93,10 @@ def choose_threads(units: int = 1, requested: int | None = None) -> int:
     return max(1, free // max(1, units))
 
 
+_applied_threads: int | None = None
+"""The count :func:`apply_threads` last set in this process."""
+
+
 def apply_threads(threads: int) -> None:
     """Set this process's compute threads: torch's intra-op pool and the BLAS/OpenMP pools numpy, scipy and
     scikit-learn load (OpenBLAS spins its idle threads, so one pool per core left at its default makes a busy
@@ -106,9 +110,6 @@ def apply_threads(threads: int) -> None:
     torch.set_num_threads(threads)
     threadpool_limits(threads)
     _applied_threads = threads
-
-
-_applied_threads: int | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ State at the origin t0: at t0 = 0 the optimizer's own (v = 0; ν = g_0²; m̂ = 
 exactly — the optimizer's average of the *observed* ‖∇L_s‖², s ≤ t0, the average being linear — and only ν̂'s
 split over coordinates is assumed: ν̂ = Σ·((1 − w)·g^⊙2/‖g‖² + w/p), the current gradient's split with a flat
 share w, w fitted so that λ₁(P⁻¹H) at t0 equals the last measured one (the running average remembers
-coordinates whose gradient has since vanished; g^⊙2 alone would put P⁻¹H at 1e8 on a converged coordinate).
+coordinates whose gradient has since vanished; g^⊙2 alone put λ₁(P⁻¹H) at 1e9 on quadratic-rmsprop at step 100).
 
 Integration: classical RK4 on the state tuple with a step Δt = min(α/κ, 1), κ the stiffness of the
 linearized field (RMSProp: max(ηλ₁(P⁻¹H), r₂); Adam: the damped oscillator μ² + ρ₁μ + ρ₁ηλ = 0 of
@@ -91,9 +91,9 @@ class AdaptiveFlow:
         """√ν̂ + ε, the diagonal of P."""
         return self.nu_hat(t, nu) ** 0.5 + self.eps
 
-    def scale(self, t: float, state: tuple):
-        """D = P^(−1/2), so that λ(DHD) = λ(P⁻¹H) (``oracle.eigs(..., precondition=D)``)."""
-        return self.denominator(t, state[-1]) ** -0.5
+    def scale(self, nu_hat):
+        """D = P^(−1/2) for P = diag(√ν̂ + ε), so that λ(DHD) = λ(P⁻¹H) (``oracle.eigs(..., precondition=D)``)."""
+        return (nu_hat ** 0.5 + self.eps) ** -0.5
 
     def field(self, t: float, state: tuple, g) -> tuple:
         """d(state)/dt at time t, given g = ∇L(θ)."""
@@ -212,17 +212,15 @@ class _AdaptiveProcess:
         self.sharpness, self.refreshed = self.precond(), float(t0)
 
     def edge(self, theta, nu_hat) -> float:
-        """λ₁(P⁻¹H) at θ for P = diag(√ν̂ + ε)."""
+        """λ₁(P⁻¹H) at θ for P = diag(√ν̂ + ε), warm-started from the last solve."""
         top = self.oracle.eigs(theta, 1, v0=self.warm["pre"], tol=self.eig_tol,
-                               precondition=(nu_hat ** 0.5 + self.flow.eps) ** -0.5)
+                               precondition=self.flow.scale(nu_hat))
         self.warm["pre"] = top.vectors
         return float(top.values[0])
 
     def precond(self) -> float:
-        top = self.oracle.eigs(self.state[0], 1, v0=self.warm["pre"], tol=self.eig_tol,
-                               precondition=self.flow.scale(self.t, self.state))
-        self.warm["pre"] = top.vectors
-        return float(top.values[0])
+        """λ₁(P⁻¹H) of the current state."""
+        return self.edge(self.state[0], self.flow.nu_hat(self.t, self.state[-1]))
 
     def field(self, time, point_state):
         return self.flow.field(time, point_state, self.oracle.grad(point_state[0]))
@@ -269,10 +267,9 @@ def stable_flow_for_problem(problem) -> tuple[FlowResult, str, float]:
     flow = adaptive_flow_of(opt, problem.lr)
     observed = problem.observed.get("grad_norm")
     norms = {} if observed is None else {int(s): float(v) for s, v in observed.dropna().items()}
-    edges = problem.observed.get("precond_sharpness")
-    edges = None if edges is None else edges.dropna()
+    edges = problem.observed["precond_sharpness"].dropna() if "precond_sharpness" in problem.observed else ()
     result = integrate_adaptive_flow(problem.oracle, flow, problem.theta0, problem.t0, problem.steps,
                                      sharpness_every=every, nu_total=flow.observed_nu_total(norms, problem.t0),
-                                     measured_edge=float(edges.iloc[-1]) if edges is not None and len(edges) else None)
+                                     measured_edge=float(edges.iloc[-1]) if len(edges) else None)
     threshold = make_optimizer(opt, problem.lr, n_examples=0).preconditioned_threshold
     return result, "precond_sharpness", threshold
