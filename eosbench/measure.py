@@ -161,8 +161,16 @@ def _meta(spec: TaskSpec, oracle: Oracle, lr: float, lr_info: dict, threshold: f
         "wall_time_s": time.perf_counter() - started,
         "versions": _versions(oracle.backend),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "host": {"machine": platform.machine(), "system": platform.system()},
+        "host": {"machine": platform.machine(), "system": platform.system(), "cpu_kernels": _cpu_kernels()},
     }
+
+
+def _cpu_kernels() -> str:
+    """The instruction set torch's CPU kernels use here (``AVX2``, ``AVX512``, …): runs at the edge of
+    stability amplify rounding, so two machines with different kernels agree closely but not bit for bit."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
 
 
 def _versions(backend: str) -> dict[str, str]:

@@ -101,17 +101,19 @@ def test_the_sharpness_overshoots_at_the_onset_and_settles_at_two_over_eta(digit
 
 def test_the_amplitude_grows_from_rounding_to_the_measured_spike(digits_onset):
     """Before the edge the flow holds no oscillation (r at ε‖c‖); r then grows by |ηS − 1| per step to GD's first
-    spike: its largest r before step 200 between ½ and 2½ times the measured amplitude's (0.11; GD's oscillation
-    is not all along u₁, Edge flow's is), after the
-    measured amplitude first passes 1 % of it; and the mean loss over 80–320 within 10 % of the smoothed
-    measured loss (gradient flow: 20 %)."""
+    spikes. The measured amplitude is sampled every 4 steps and grows ×20 in 4 steps on the way up, so the two
+    are compared where both exist, as the scoring compares them: the largest r before step 200 at the measured
+    steps lies between ½ and 2½ times the measured largest (0.08 at step 200; GD's oscillation is not all
+    along u₁, Edge flow's is), and comes after the measured amplitude first passes 1 % of it; and the mean loss
+    over 80–320 lies within 10 % of the smoothed measured loss (gradient flow: 20 %)."""
     spec, trajectory, _, prediction = digits_onset
     r = prediction.frame["osc_amplitude"]
     assert r.loc[80:100].max() < 1e-12
     amplitude = trajectory.frame["osc_amplitude"].dropna().loc[80:200]
     big = amplitude.max()
-    assert 0.5 < r.loc[:200].max() / big < 2.5
-    assert r.loc[:200].idxmax() >= amplitude[amplitude > 0.01 * big].index[0]
+    sampled = r.reindex(amplitude.index)
+    assert 0.5 < sampled.max() / big < 2.5
+    assert sampled.idxmax() >= amplitude[amplitude > 0.01 * big].index[0]
     loss = smooth(trajectory.frame["loss"], spec.scoring.smoothing).loc[80:320]
     error = np.abs(np.log(prediction.frame["loss"].reindex(loss.index)) - np.log(loss))
     assert error.mean() < 0.10
