@@ -21,4 +21,5 @@ run gradient-flow central-flow constant-edge persistence gd-replay --suite adapt
 run gradient-flow eos-clamp eoss sharpness-gap gd-replay break-even --suite break-even
 # sweeps scored by their phase labels and critical values
 run threshold-neuron --suite xy-sweep
+run stability-rule gradient-flow gd-replay --suite nar-sastry
 run phase-rules uv-fixed-point --suite phase-diagram

@@ -1,6 +1,6 @@
 """The seed experiments can confirm or refute their papers' claims (issue 23): measured numbers of the
 threshold-neuron transition on the sparse-coding net at the paper's size, the early-training regimes of
-Kalra & Barkeshli, the Nar–Sastry depth bound on a chain, and the break-even protocol."""
+Kalra & Barkeshli, the Nar–Sastry depth bound on a chain (below it, just above it, far above it), and the break-even protocol."""
 
 import math
 
@@ -91,6 +91,20 @@ def test_chain_above_its_bound_never_converges(measured):
     assert trajectory.outcome == "completed" and loss.iloc[-50:].mean() > 0.1
     assert trajectory.series("sharpness").iloc[-1] > trajectory.threshold
     assert unit["metrics"]["phase_error"] == 1.0
+
+
+def test_chain_far_above_its_bound_diverges_as_predicted(measured):
+    """chain-depth4-diverging at η = 0.53 = 3× the bound, from the same flat start (w ≈ 0.8): the loss passes
+    1e8 within a few dozen steps for each of three initialization seeds, and the stability rule's ``diverge``
+    is right (phase_error 0), where gradient flow would converge to a minimum."""
+    spec = CATALOG.get("chain-depth4-diverging")
+    assert spec.optimizer.lr == pytest.approx(3 * 2 / (4 * 2 ** 1.5), rel=0.01)
+    for seed in (0, 1, 2):
+        trajectory = measured(spec.model_copy(update={"model": spec.model.model_copy(update={"seed": seed})}))
+        assert trajectory.outcome == "diverged" and trajectory.meta["last_step"] < 40
+    trajectory = measured(spec.id)
+    prediction, unit = stability_rule_unit(spec, trajectory)
+    assert prediction.scalars["phase"] == "diverge" and unit["metrics"]["phase_error"] == 0.0
 
 
 # ------------------------------------------------------------------------------ Kalra & Barkeshli's regimes
