@@ -19,7 +19,7 @@ from eosbench.theory.sdcp import SDCPError, apply, residuals, solve_sdcp
 from eosbench.tracks import make_problem
 from tests.helpers import task
 
-pytestmark = pytest.mark.timeout(1800)  # the digits fixtures: ≈ 25 s (default) and ≈ 1.5 min (slow) quiet, far more when shared
+pytestmark = pytest.mark.timeout(1800)  # the digits fixtures (slow): ≈ 25 s and ≈ 1.5 min quiet, far more when shared
 CF = Registry().get("central-flow").load()
 CriticalBlock = importlib.import_module(CF.__module__).CriticalBlock
 
@@ -88,11 +88,14 @@ def _digits(dtype: str, steps: int | None = None):
 
 def _digits_run(measured, dtype: str, steps: int | None = None):
     """GD measured on the digits task in ``dtype`` (in the session's store), the central flow with θ kept at
-    the checkpoints, and gradient flow integrated from checkpoint to checkpoint (losses and θ). One thread:
-    the small products of this model run faster that way on a shared machine, and float32 sums are then
-    reproducible."""
+    the checkpoints, and gradient flow integrated from checkpoint to checkpoint (losses and θ)."""
+    return _flow_run(measured, _digits(dtype, steps))
+
+
+def _flow_run(measured, spec):
+    """:func:`_digits_run` of any GD task. One thread: the small products of these models run faster that
+    way on a shared machine, and float32 sums are then reproducible."""
     with one_thread():
-        spec = _digits(dtype, steps)
         oracle = build_oracle(spec)
         trajectory = measured(spec)
         problem = make_problem("trajectory", spec, trajectory, oracle, 0, Budget())
@@ -111,15 +114,29 @@ def _digits_run(measured, dtype: str, steps: int | None = None):
 
 
 @pytest.fixture(scope="module")
+def deep_linear_run(measured):
+    """The default run's central flow through an onset: gmm-deep-linear at η = 0.5 (2/η = 4), whose
+    sharpness rises from 1.13 and reaches 2/η at step 24, in float32, 100 steps (a few seconds, where the
+    digits fixtures below take half a minute and more)."""
+    return _flow_run(measured, _deep_linear())
+
+
+def _deep_linear():
+    spec = Catalog().get("gmm-deep-linear")
+    return spec.model_copy(update={"dtype": "float32", "steps": 100,
+                                   "optimizer": spec.optimizer.model_copy(update={"lr": 0.5})})
+
+
+@pytest.fixture(scope="module")
 def digits_run(measured):
     """Issue 5's checks run on GD measured in float32, the precision the field measures the edge of
     stability in (GPU float32, JAX's default) and that the issue's reference figures came from. In float64
     (the tiny tier's dtype, as published) GD leaves gradient flow some 30 steps later, see
     :func:`test_float64_delays_gds_first_instability`, and the float64 checks are a slow test below.
 
-    The default tests run the first 200 steps (≈ 20 s of CPU, a third of the whole task: the flow's steps
-    past the onset are the costly ones); :func:`test_issue_5_on_the_whole_float32_task` (slow) runs all 400
-    and checks issue 5's numbers there."""
+    These tests run the first 200 steps (≈ 30 s of CPU: slow; the default run's cover is
+    :func:`test_the_flow_through_an_onset_on_a_deep_linear_network`); :func:`test_issue_5_on_the_whole_float32_task`
+    runs all 400 and checks issue 5's numbers there."""
     return _digits_run(measured, "float32", SHORT)
 
 
@@ -155,6 +172,7 @@ def _check_loss_line(run, start: int, bound: float = 0.08):
     assert len(steps) and cf.max() < bound, (cf.max(), steps[cf.argmax()])
 
 
+@pytest.mark.slow
 def test_time_averaged_loss_matches_smoothed_gd_from_the_onset(digits_run):
     """Issue 5 on the first 200 steps: from GD's onset to the end, mean relative error < 5 % and at most a
     third of gradient flow's, against the loss smoothed with σ = 20 steps (measured: 2.6 % vs 10.2 %; on
@@ -162,6 +180,7 @@ def test_time_averaged_loss_matches_smoothed_gd_from_the_onset(digits_run):
     _check_mean_loss_error(digits_run)
 
 
+@pytest.mark.slow
 def test_loss_error_stays_under_eight_percent(digits_run):
     """Issue 5's 8 % line, on the first 200 steps at every step from the onset (measured: at most 5.6 %).
     On the whole task it holds from 100 steps after the onset (at most 7.9 %, at the last step, where the
@@ -179,6 +198,7 @@ def _check_sharpness_held(run, count: int):
     np.testing.assert_allclose(run.series["sharpness"][onset + 1 - problem.t0:], 2 / problem.lr, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_sharpness_is_held_at_two_over_eta(digits_run):
     _check_sharpness_held(digits_run, count=20)  # the 200-step run measures it at 26 steps past the onset
 
@@ -193,6 +213,7 @@ def _check_gradient_flow_before_the_onset(run):
     assert np.max(np.abs(cf - gf) / gf) < 0.015
 
 
+@pytest.mark.slow
 def test_it_is_gradient_flow_before_the_onset(digits_run):
     """Before its onset no eigenvalue is critical, X = 0 and the flow is GF (Euler, 4 substeps, against
     the RK4 of the gradient-flow baseline)."""
@@ -215,6 +236,7 @@ def _check_closer_than_gradient_flow(run, count: int):
     assert max(r for s, r in ratios.items() if s >= onset + 100) < 0.4, ratios
 
 
+@pytest.mark.slow
 def test_it_stays_closer_to_gd_than_gradient_flow(digits_run):
     """Weight-space distance to GD's checkpoints, at every one from the onset (measured ratios to
     gradient flow's 0.78, 0.64, 0.31 at steps 100–200; on the whole task 0.29, 0.25, 0.22, 0.20 follow at
@@ -230,6 +252,7 @@ def _first_instability(trajectory):
     return first, float(sharpness[(sharpness.index >= onset) & (sharpness.index <= first)].max())
 
 
+@pytest.mark.slow
 def test_float64_delays_gds_first_instability(digits_run, measured):
     """Past 2/η the oscillation along the top eigenvector grows from what rounding left there, ~1e-16 in
     float64 against ~1e-7 in float32: in float64 GD keeps following gradient flow for 75 steps past the
@@ -252,6 +275,7 @@ def _check_cost_per_step(run):
     assert set(prediction.diagnostics["cost_per_step"]) == {"grads", "hvps", "d3s", "solver_seconds", "refreshes"}
 
 
+@pytest.mark.slow
 def test_cost_per_step(digits_run):
     """Third derivatives once per step (k(k+1)/2 of them), Rayleigh–Ritz on the tracked block per step,
     warm LOBPCG refreshes rarely."""
@@ -285,6 +309,36 @@ def test_float64_task(digits_run_float64):
     steps, cf = _relative_errors(spec, trajectory, prediction.frame["loss"], trajectory.onset_step() + 100)
     assert cf.max() < 0.11 and cf[steps >= 205].max() < 0.08, (cf.max(), steps[cf.argmax()])
     assert max(_distance_ratios(digits_run_float64, trajectory.onset_step() + 100).values()) < 0.6
+
+
+def test_the_flow_through_an_onset_on_a_deep_linear_network(deep_linear_run):
+    """Default-run cover of the digits tests above (slow): the same integration, prediction and checks on
+    gmm-deep-linear at η = 0.5 (onset at step 24, the flow's at 17). The flow holds λ₁ at 2/η (84 measured
+    values after its onset), is gradient flow with X = 0 before it (loss within 1.3 %), tracks the loss of
+    GD from the onset within 1 % (measured: at most 0.31 %), stays closer to GD's weights than gradient flow
+    (distance ratios 0.731–0.734 at steps 25–100) and computes third derivatives only for the critical block.
+    This network's loss barely oscillates, so gradient flow's loss is as close (0.2 %): the loss advantage
+    over gradient flow is the digits tests' claim."""
+    _check_sharpness_held(deep_linear_run, count=20)
+    _check_gradient_flow_before_the_onset(deep_linear_run)
+    _check_loss_line(deep_linear_run, deep_linear_run[1].onset_step(), bound=0.01)
+    ratios = _distance_ratios(deep_linear_run, deep_linear_run[1].onset_step())
+    assert len(ratios) >= 3 and max(ratios.values()) < 0.8, ratios
+    _check_cost_per_step(deep_linear_run)
+
+
+def test_float64_delays_gds_first_instability_on_a_chain(measured):
+    """Default-run cover of :func:`test_float64_delays_gds_first_instability` (slow), the same measurement and
+    the same reading of it on chain-depth4 (four scalars, η = 0.16): its sharpness settles at 13.75 > 2/η =
+    12.5 from step 3, and GD's first loss rise comes at step 60 in float32 against 158 in float64, the
+    oscillation growing from rounding of ~1e-7 against ~1e-16. The sharpness has stopped rising by then, so
+    the chain shows the delay without the digits task's further overshoot (the same peak in both)."""
+    chain = Catalog().get("chain-depth4")
+    float32, float64 = (measured(chain.model_copy(update={"dtype": dtype, "steps": 200}))
+                        for dtype in ("float32", "float64"))
+    assert float64.onset_step() == float32.onset_step()
+    (late, late_peak), (early, early_peak) = _first_instability(float64), _first_instability(float32)
+    assert late >= early + 80 and late_peak == pytest.approx(early_peak, rel=1e-6), (late, early)
 
 
 def test_a_quadratic_above_two_over_eta_leaves_the_regime_without_crashing():
