@@ -143,3 +143,20 @@ def test_phase_plane_regimes_and_critical_values_on_a_small_family(measured):
     critical = critical_values([c for c, _, _ in rows], [p for _, p, _ in rows], [r for _, _, r in rows])
     assert critical == pytest.approx({"c_loss": math.sqrt(4 * 5.5), "c_sharp": math.sqrt(5.5 * 11),
                                       "c_max": math.sqrt(11 * 23)})
+
+
+# ------------------------------------------------------------------------------ the small tier's transformer
+@pytest.mark.slow
+def test_the_small_tiers_transformer_reaches_the_edge_and_then_decays(measured):
+    """sorting-transformer-large (2 layers, d = 32, 17 952 parameters; ≈ 10–30 min to measure on one thread):
+    λ₁ crosses 2/η = 6.67 by step 10 and hovers above it over steps 20–160 (mean 8.39 = 1.26 × 2/η, every
+    sample above), spikes past 1.5 × 2/η, and falls far below it once the cross-entropy loss goes to zero
+    (docs/tasks.md). Default-run cover of the same code: the sorting transformer's derivatives and
+    eigenvalues at θ0 on both backends (tests/test_parity.py)."""
+    trajectory = measured("sorting-transformer-large")
+    assert trajectory.meta["num_params"] == 17952
+    sharpness, edge = trajectory.series("sharpness"), trajectory.threshold
+    assert edge == pytest.approx(2 / 0.3) and trajectory.onset_step() <= 10
+    hover = sharpness.loc[20:160]
+    assert 1.1 * edge < hover.mean() < 1.5 * edge and (hover > edge).mean() > 0.9 and sharpness.max() > 1.5 * edge
+    assert sharpness.iloc[-1] < 0.5 * edge and trajectory.series("loss").iloc[-1] < 0.01
