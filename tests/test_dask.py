@@ -23,7 +23,7 @@ from eosbench.store import Store
 pytest.importorskip("distributed")
 PLUGINS = Path(__file__).parent / "plugins"
 FAST_TINY = ["quadratic-stable", "quadratic-diverging", "uv@c=2.5", "uv@c=4.5", "xy-above", "chain-depth2"]
-TWO_TINY = ["quadratic-diverging", "uv@c=2.5"]  # a diverging run and a catapult: both predictors, both tracks
+TWO_TINY = ["quadratic-diverging", "xy-above"]  # a diverging run and a catapult: both predictors, both tracks
 
 
 @pytest.fixture(scope="module")
