@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.datasets import make_moons
 
 from eosbench.data.base import Dataset
 from eosbench.data.labels import encode
@@ -33,6 +32,8 @@ def gaussian_mixture(spec: GaussianMixtureData, loss: str) -> Dataset:
 
 def moons(spec: MoonsData, loss: str) -> Dataset:
     """scikit-learn's two moons."""
+    from sklearn.datasets import make_moons  # 1.4 s to import: only where moons are used
+
     n = spec.n or DEFAULT_N
     x, labels = make_moons(n + spec.n_test, noise=spec.noise, random_state=spec.seed)
     x, lab, x_test, lab_test = _split(x.astype(np.float64), labels, n)
