@@ -101,6 +101,18 @@ def test_stability_rule_admissible_step_and_divergence():
     assert stable.scalars["phase"] == "monotone" and stable.scalars["final_sharpness"] <= 2 / 0.2
 
 
+def assert_clamp_wins_after_the_onset(trajectory, smoothed, frames, clamp_record, task_id, before, onset) -> None:
+    """Before ``before`` gradient flow and the clamp are within 5 % of 2/η of the smoothed sharpness (the flow
+    no worse); from the onset the clamp's error is under a third of the flow's, and its sharpness skill > ½."""
+    errors = {name: (sharpness_error(f["sharpness"][f.index < before], smoothed, trajectory.threshold),
+                     sharpness_error(f["sharpness"][f.index >= onset], smoothed, trajectory.threshold))
+              for name, f in frames.items()}
+    gf, clamp = errors["gradient-flow"], errors["eos-clamp"]
+    assert gf[0] <= clamp[0] and gf[0] < 0.05  # before the onset GD follows the flow (error < 5% of 2/η)
+    assert clamp[1] < gf[1] / 3  # after the onset GD hovers at 2/η: the clamp is far better
+    assert clamp_record["tracks"]["trajectory"]["tasks"][task_id]["skill"]["sharpness_error"] > 0.5
+
+
 @pytest.mark.slow  # ≈ 30 s of CPU; default-run cover: test_gradient_flow_matches_clamp_on_a_small_digits_eos_task
 def test_gradient_flow_matches_clamp_before_onset_and_loses_after(measured, measured_run):
     """Cohen et al. (2021): GD tracks gradient flow until the sharpness reaches 2/η, then hovers at 2/η.
@@ -119,14 +131,7 @@ def test_gradient_flow_matches_clamp_before_onset_and_loses_after(measured, meas
     flow_sharpness = frames["gradient-flow"]["sharpness"].dropna()
     flow_onset = flow_sharpness.index[flow_sharpness >= trajectory.threshold][0]
     before = min(onset, flow_onset)  # the two forecasts are identical until the flow itself crosses 2/η
-    errors = {name: (sharpness_error(f["sharpness"][f.index < before], smoothed, trajectory.threshold),
-                     sharpness_error(f["sharpness"][f.index >= onset], smoothed, trajectory.threshold))
-              for name, f in frames.items()}
-    gf, clamp = errors["gradient-flow"], errors["eos-clamp"]
-    assert gf[0] <= clamp[0] and gf[0] < 0.05  # before the onset GD follows the flow (error < 5% of 2/η)
-    assert clamp[1] < gf[1] / 3  # after the onset GD hovers at 2/η: the clamp is far better
-    skill = records["eos-clamp"]["tracks"]["trajectory"]["tasks"][task_id]["skill"]
-    assert skill["sharpness_error"] > 0.5
+    assert_clamp_wins_after_the_onset(trajectory, smoothed, frames, records["eos-clamp"], task_id, before, onset)
 
 
 SMALL_EOS = """id: digits-eos-small
@@ -175,14 +180,7 @@ def test_gradient_flow_matches_clamp_on_a_small_digits_eos_task(env):
     flow_onset = flow_sharpness.index[flow_sharpness >= trajectory.threshold][0]
     assert 0 < flow_onset <= onset < spec.steps // 4  # the flow crosses first; GD then spends ¾ of the run at the edge
     before = min(onset, flow_onset)
-    errors = {name: (sharpness_error(f["sharpness"][f.index < before], smoothed, trajectory.threshold),
-                     sharpness_error(f["sharpness"][f.index >= onset], smoothed, trajectory.threshold))
-              for name, f in frames.items()}
-    gf, clamp = errors["gradient-flow"], errors["eos-clamp"]
-    assert gf[0] <= clamp[0] and gf[0] < 0.05  # before the onset GD follows the flow (error < 5% of 2/η)
-    assert clamp[1] < gf[1] / 3  # after the onset GD hovers at 2/η: the clamp is far better
-    skill = records["eos-clamp"]["tracks"]["trajectory"]["tasks"][task_id]["skill"]
-    assert skill["sharpness_error"] > 0.5
+    assert_clamp_wins_after_the_onset(trajectory, smoothed, frames, records["eos-clamp"], task_id, before, onset)
 
 
 # ---------------------------------------------------------------------------------------------- mid-spike

@@ -132,6 +132,20 @@ def test_the_tasks_are_in_the_adaptive_suite():
     assert set(TASKS) <= {spec.id for spec in Catalog().suite("adaptive")}
 
 
+def assert_reaches_and_hovers(traj, column: str, threshold: float) -> None:
+    """The run's edge series starts below half its threshold, crosses it in the first half of the run, and
+    over the second half averages 0.95–1.10 × it and stays within [0.85, 1.25] × it."""
+    assert traj.outcome == "completed"
+    assert traj.edge == (column, pytest.approx(threshold, rel=1e-12))
+    ratio = traj.series(column) / threshold
+    assert ratio.iloc[0] < 0.5
+    onset = traj.onset_step()
+    assert onset is not None and onset < traj.frame.index.max() / 2
+    tail = ratio[ratio.index >= traj.frame.index.max() / 2]
+    assert 0.95 <= tail.mean() <= 1.10, tail.mean()
+    assert 0.85 <= tail.min() and tail.max() <= 1.25, (tail.min(), tail.max())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("task_id", TASKS)
 def test_task_reaches_its_threshold_and_hovers_there(measured, task_id):
@@ -144,15 +158,7 @@ def test_task_reaches_its_threshold_and_hovers_there(measured, task_id):
     same claims on small tasks are test_small_task_reaches_its_threshold_and_hovers_there."""
     column, threshold = TASKS[task_id]
     traj = measured(task_id)
-    assert traj.outcome == "completed"
-    assert traj.edge == (column, pytest.approx(threshold, rel=1e-12))
-    ratio = traj.series(column) / threshold
-    assert ratio.iloc[0] < 0.5
-    onset = traj.onset_step()
-    assert onset is not None and onset < traj.frame.index.max() / 2
-    tail = ratio[ratio.index >= traj.frame.index.max() / 2]
-    assert 0.95 <= tail.mean() <= 1.10, tail.mean()
-    assert 0.85 <= tail.min() and tail.max() <= 1.25, (tail.min(), tail.max())
+    assert_reaches_and_hovers(traj, column, threshold)
     assert phase_label(traj) == "eos"  # labelled on its own edge (Adam's λ₁(P⁻¹H), not the plain sharpness)
 
 
@@ -209,15 +215,7 @@ def test_small_task_reaches_its_threshold_and_hovers_there(measured, name):
     1.17), and the run is labelled eos."""
     spec, column, threshold = SMALL_TASKS[name]
     traj = measured(spec)
-    assert traj.outcome == "completed"
-    assert traj.edge == (column, pytest.approx(threshold, rel=1e-12))
-    ratio = traj.series(column) / threshold
-    assert ratio.iloc[0] < 0.5
-    onset = traj.onset_step()
-    assert onset is not None and onset < traj.frame.index.max() / 2
-    tail = ratio[ratio.index >= traj.frame.index.max() / 2]
-    assert 0.95 <= tail.mean() <= 1.10, tail.mean()
-    assert 0.85 <= tail.min() and tail.max() <= 1.25, (tail.min(), tail.max())
+    assert_reaches_and_hovers(traj, column, threshold)
     assert phase_label(traj) == "eos"
 
 
