@@ -9,6 +9,7 @@ from eosbench.measure import measure
 from eosbench.oracle import build_oracle
 from eosbench.predictor import Budget
 from eosbench.registry import Registry
+from eosbench.scoring import sharpness_error, smooth
 from eosbench.tracks import make_problem
 from tests.helpers import task
 
@@ -118,7 +119,6 @@ def test_gradient_flow_matches_clamp_before_onset_and_loses_after(measured, meas
     """Cohen et al. (2021): GD tracks gradient flow until the sharpness reaches 2/η, then hovers at 2/η.
     gradient-flow and eos-clamp run on the digits EoS task through the CLI (the whole pipeline), in the
     session's measured store."""
-    from eosbench.scoring import sharpness_error, smooth
 
     task_id = "digits-mlp-tanh-eos"
     spec = Catalog().get(task_id)
@@ -159,7 +159,6 @@ def test_gradient_flow_matches_clamp_on_a_small_digits_eos_task(env):
     from click.testing import CliRunner
 
     from eosbench.cli import main
-    from eosbench.scoring import sharpness_error, smooth
     from eosbench.store import Store, load_predictions
 
     task_id = "digits-eos-small"
