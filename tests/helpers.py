@@ -37,3 +37,8 @@ def quadratic_yaml(steps: int) -> str:
     """A task file of a 3-parameter quadratic (spectrum 1, 2, 3; η = 0.1), for CLI tests."""
     return ("id: quad\ntier: tiny\ndata: {name: none}\nmodel: {arch: quadratic, spectrum: [1, 2, 3]}\n"
             f"loss: value\noptimizer: {{name: gd, lr: 0.1}}\nsteps: {steps}\n")
+
+
+def sparse_plan(spec: TaskSpec, every: int = 5) -> TaskSpec:
+    """The task with the sharpness measured every ``every`` steps (the loss trajectory is unchanged)."""
+    return spec.model_copy(update={"measure": spec.measure.model_copy(update={"sharpness_every": every})})

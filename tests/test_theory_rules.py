@@ -20,13 +20,9 @@ from eosbench.results import ResultRecord
 from eosbench.scoring import spearman
 from eosbench.tracks import make_problem, phase_label
 from eosbench.theory.uvmap import classify_orbit, uv_orbit, uv_sharpness
+from tests.helpers import sparse_plan
 
 CATALOG = Catalog()
-
-
-def sparse_plan(spec, every=5):
-    """The task with the sharpness measured every few steps (the loss trajectory is unchanged)."""
-    return spec.model_copy(update={"measure": spec.measure.model_copy(update={"sharpness_every": every})})
 
 
 def predictor(name):
@@ -74,14 +70,15 @@ def test_period_doubling_route_on_the_uv_eos_initialisation():
 
 # ------------------------------------------------------------------------------ measured UV runs
 @pytest.fixture(scope="module")
-def uv_runs():
-    """Every member of the tiny ``uv`` and ``uv-eos`` families, measured (sharpness every 5th step, every
-    step in the chaotic member, whose time averages a sub-sampled series would alias)."""
+def uv_runs(measured):
+    """Every member of the tiny ``uv`` and ``uv-eos`` families, measured into the session's store (sharpness
+    every 5th step, as tests/test_measure.py measures the uv members, every step in the chaotic member,
+    whose time averages a sub-sampled series would alias)."""
     out = {}
     for family in ("uv", "uv-eos"):
         for task_id in CATALOG.families[family]:
             spec = sparse_plan(CATALOG.get(task_id), every=1 if task_id in CHAOTIC else 5)
-            out[task_id] = (spec, measure(spec))
+            out[task_id] = (spec, measured(spec))
     return out
 
 
