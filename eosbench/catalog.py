@@ -195,7 +195,11 @@ class Catalog:
             members = self.families[task_id]
             raise UnknownNameError(f"{task_id!r} is a sweep family, not a task: run all its members with "
                                    f"--suite {task_id}, or name one of them ({', '.join(members[:3])}, ...).")
-        error = unknown_name("task", task_id, list(self._parsed[0]))
+        tasks, families = self._parsed[0], self._parsed[1]  # the catalogue's own, not the variant suites'
+        in_family = {member for members in families.values() for member in members}
+        shown = sorted(t for t in tasks if t not in in_family) + [
+            f"{family}@… ({len(members)} members)" for family, members in sorted(families.items())]
+        error = unknown_name("task", task_id, list(tasks), shown)
         if self._variants[0]:  # the variants are too many to list: say how they are named
             rules = ", ".join(f"{name} ({'+seed=N' if rule.seeds else '+' + str(rule.dtype)} on {rule.of}'s tasks)"
                               for name, rule in sorted(self._variant_rules.items()))

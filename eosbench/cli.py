@@ -81,6 +81,13 @@ def _store(ctx: click.Context) -> Store:
     return Store(ctx.obj["home"])
 
 
+def _task_ids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Task ids given repeated or comma-separated (``--tasks a,b --tasks c``); a task file that exists is
+    taken whole, whatever its name holds."""
+    return tuple(part.strip() for value in values
+                 for part in ([value] if Path(value).exists() else value.split(",")) if part.strip())
+
+
 def _select(catalog: Catalog, task_ids: tuple[str, ...], suite: str | None,
             device: str | None = None) -> list[TaskSpec]:
     """The named tasks and suite members, moved to ``device`` when given (the device is part of a task's
@@ -298,7 +305,7 @@ def _summary(spec: TaskSpec, trajectory, cached: bool) -> dict:
 
 
 @main.command()
-@click.argument("task_ids", nargs=-1)
+@click.argument("task_ids", nargs=-1, callback=_task_ids)
 @click.option("--suite", help="Measure every task of this suite (tiny, small, full, or a sweep family).")
 @click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "jax"]))
 @_DEVICE_OPTION
@@ -748,7 +755,8 @@ def _empty_tracks(record: dict) -> list[str]:
 _RUN_OPTIONS = [
     click.argument("predictors", nargs=-1, required=True),
     click.option("--suite", help="Suite to run (tiny, small, full, or a sweep family; default tiny)."),
-    click.option("--tasks", "task_ids", multiple=True, help="Individual task ids (repeatable)."),
+    click.option("--tasks", "task_ids", multiple=True, callback=_task_ids,
+                 help="Individual task ids or task files (repeatable, or comma-separated)."),
     click.option("--track", "tracks", multiple=True, type=click.Choice(["trajectory", "forecast", "phase"]),
                  help="Tracks to run (default: every track the predictor declares)."),
     click.option("--backend", type=click.Choice(["torch", "jax"]),
@@ -898,7 +906,8 @@ def submit_new(name: str, submissions: Path) -> None:
 @submit.command("validate")
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--suite", default="tiny", show_default=True, help="Suite to run the submission on.")
-@click.option("--tasks", "task_ids", multiple=True, help="Only these task ids (repeatable; quicker, for iterating).")
+@click.option("--tasks", "task_ids", multiple=True, callback=_task_ids,
+              help="Only these task ids (repeatable or comma-separated; quicker, for iterating).")
 @click.option("--backend", type=click.Choice(["torch", "jax"]), help="Default: the manifest's first backend.")
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="EOSBENCH_DATA", help="CIFAR-10 folder.")
 @click.pass_context

@@ -21,13 +21,14 @@ class BackendUnavailableError(EosbenchError):
     """A backend or device was asked for that this machine cannot provide."""
 
 
-def unknown_name(kind: str, name: str, available: list[str]) -> UnknownNameError:
-    """Build the standard "Unknown x 'y'. Did you mean ...? Available: ..." error."""
+def unknown_name(kind: str, name: str, available: list[str], shown: list[str] | None = None) -> UnknownNameError:
+    """Build the standard "Unknown x 'y'. Did you mean ...? Available: ..." error; the suggestions come from
+    ``available``, the listing from ``shown`` when given (a shorter summary of the same names)."""
     import difflib
 
     close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    listing = ", ".join(sorted(available)) if available else "(none)"
+    listing = ", ".join(shown if shown is not None else sorted(available)) if available else "(none)"
     return UnknownNameError(f"Unknown {kind} {name!r}.{hint} Available: {listing}.")
 
 

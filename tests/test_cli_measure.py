@@ -82,6 +82,30 @@ def test_unknown_task_suggests(env):
     assert "Did you mean 'quad'" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("env_tasks", [{"quad": QUAD, "quad2": QUAD.replace("id: quad", "id: quad2")}])
+def test_task_ids_may_be_comma_separated(env):
+    """``measure quad,quad2`` and ``run … --tasks quad,quad2`` name two tasks, as repeating them does."""
+    measured = invoke("measure", "quad,quad2", "--json")
+    assert measured.exit_code == 0, measured.output
+    assert [t["task"] for t in json.loads(measured.output)["tasks"]] == ["quad", "quad2"]
+    ran = invoke("run", "persistence", "--tasks", "quad, quad2", "--track", "trajectory", "--json")
+    assert ran.exit_code == 0, ran.output
+    assert set(json.loads(ran.output)["tracks"]["trajectory"]["tasks"]) == {"quad", "quad2"}
+
+
+def test_an_unknown_task_lists_sweep_families_by_name_and_size():
+    """The listing names each sweep family once (``uv@… (8 members)``) instead of every member, while the
+    suggestions still come from the members."""
+    from eosbench.catalog import Catalog
+    from eosbench.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError) as caught:
+        Catalog().get("uv@c=2.6")
+    message = str(caught.value)
+    assert "Did you mean 'uv@c=2.5'" in message and "uv@… (8 members)" in message
+    assert "uv@c=0.5," not in message and "uv+seed=1@…" not in message and "Variant suites, not listed" in message
+
+
 def test_missing_cifar_folder_is_explained(env, tmp_path):
     (env / "tasks" / "cifar.yaml").write_text(
         "id: cifar\ntier: full\ndata: {name: cifar10, n: 10}\nmodel: {arch: mlp, widths: [8]}\nloss: mse\n"
