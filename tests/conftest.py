@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 def pytest_configure(config):
     """Under pytest-xdist (one worker process per core) each worker computes on one thread, torch's and the
     BLAS pools': left at their defaults (a thread per core in every worker) the workers oversubscribe the
-    cores — the dense Hessian of a 542-parameter ResNet took 1.7 s alone and 13.6 s in the suite."""
+    cores, and a batched operation such as a dense Hessian's HVPs slows down many times over."""
     if hasattr(config, "workerinput"):
         from eosbench.executors import apply_threads
 

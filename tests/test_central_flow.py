@@ -15,7 +15,7 @@ from eosbench.oracle import build_oracle
 from eosbench.predictor import Budget
 from eosbench.registry import Registry
 from eosbench.scoring import smooth
-from eosbench.theory.sdcp import SDCPError, apply, residuals, solve_sdcp
+from eosbench.theory.sdcp import SDCPError, residuals, solve_sdcp
 from eosbench.tracks import make_problem
 from tests.helpers import task
 

@@ -35,7 +35,7 @@ def test_backend_jax_without_jax_says_how_to_install_it(env, monkeypatch):
 
 
 def test_everything_else_works_without_jax(env):
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import sys
         sys.modules["jax"] = None  # as if jax were not installed
         from eosbench.cli import main

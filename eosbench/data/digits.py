@@ -19,7 +19,7 @@ def standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
 
 
 def load_digits(spec: DigitsData, loss: str) -> Dataset:
-    from sklearn.datasets import load_digits as sklearn_digits  # 1.4 s to import: only where digits are used
+    from sklearn.datasets import load_digits as sklearn_digits  # about as slow to import as torch: only here
 
     x_all, y_all = sklearn_digits(return_X_y=True)
     x_all = x_all.astype(np.float64)

@@ -32,7 +32,7 @@ def gaussian_mixture(spec: GaussianMixtureData, loss: str) -> Dataset:
 
 def moons(spec: MoonsData, loss: str) -> Dataset:
     """scikit-learn's two moons."""
-    from sklearn.datasets import make_moons  # 1.4 s to import: only where moons are used
+    from sklearn.datasets import make_moons  # about as slow to import as torch: only here
 
     n = spec.n or DEFAULT_N
     x, labels = make_moons(n + spec.n_test, noise=spec.noise, random_state=spec.seed)

@@ -61,11 +61,11 @@ def load_published(results: Path) -> list[Published]:
     for path in files:
         item = Published(path, load_result(path))
         suite, _, release = path.stem.partition("@")
-        for field, found, expected in (("predictor.name", item.name, path.parent.name),
-                                       ("suite", item.record.suite, suite),
-                                       ("eosbench_version", item.release, release)):
+        for key, found, expected in (("predictor.name", item.name, path.parent.name),
+                                     ("suite", item.record.suite, suite),
+                                     ("eosbench_version", item.release, release)):
             if found != expected:
-                raise SpecError(f"Result file {path}: field '{field}' is {found!r} but the file's path says "
+                raise SpecError(f"Result file {path}: field '{key}' is {found!r} but the file's path says "
                                 f"{expected!r}; results are published as <predictor>/<suite>@<MAJOR.MINOR>.json.")
         published.append(item)
     _check_not_mixed(published)

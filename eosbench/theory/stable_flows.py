@@ -25,7 +25,8 @@ State at the origin t0: at t0 = 0 the optimizer's own (v = 0; ν = g_0²; m̂ = 
 exactly — the optimizer's average of the *observed* ‖∇L_s‖², s ≤ t0, the average being linear — and only ν̂'s
 split over coordinates is assumed: ν̂ = Σ·((1 − w)·g^⊙2/‖g‖² + w/p), the current gradient's split with a flat
 share w, w fitted so that λ₁(P⁻¹H) at t0 equals the last measured one (the running average remembers
-coordinates whose gradient has since vanished; g^⊙2 alone put λ₁(P⁻¹H) at 1e9 on quadratic-rmsprop at step 100).
+coordinates whose gradient has since vanished; g^⊙2 alone puts ν̂ ≈ 0 on a converged coordinate, so P ≈ ε and
+P⁻¹H ≈ H/ε there).
 
 Integration: classical RK4 on the state tuple with a step Δt = min(α/κ, 1), κ the stiffness of the
 linearized field (RMSProp: max(ηλ₁(P⁻¹H), r₂); Adam: the damped oscillator μ² + ρ₁μ + ρ₁ηλ = 0 of
