@@ -98,7 +98,9 @@ def run_isolated(fn: Callable, args: tuple, timeout: float) -> tuple[str, Any]:
         return "error", ("this worker process is daemonic and may not start the predictor's own process; "
                          "start Dask workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["eosbench.units", "sklearn.datasets"])  # the digits and moons loaders' import
+    # Imported once by the forkserver instead of by every child: the digits and moons loaders' import, and the
+    # module (with sympy, ≈ 480 modules) that torch imports at a process's first autograd.grad with grad_outputs.
+    ctx.set_forkserver_preload(["eosbench.units", "sklearn.datasets", "torch.fx.experimental.symbolic_shapes"])
     parent, child = ctx.Pipe(duplex=False)
     alive_r, alive_w = ctx.Pipe(duplex=False)  # this process alone holds alive_w: its death is EOF there
     process = ctx.Process(target=_child, args=(child, fn, args, timeout, alive_r), daemon=True)

@@ -91,18 +91,18 @@ def uv_orbit(f0: float, lam0: float, lr: float, width: float, target: float, ste
     non-finite or above ``diverge_loss``, as the measurement does (that state is the last one kept)."""
     fs, lams = [f0], [lam0]
     f, lam, diverged = f0, lam0, False
-    for _ in range(steps):
-        loss = 0.5 * (f - target) ** 2
-        if not math.isfinite(loss) or loss > diverge_loss:
-            diverged = True
-            break
-        with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # entered once: per step it costs more than the step itself
+        for _ in range(steps):
+            loss = 0.5 * (f - target) ** 2
+            if not math.isfinite(loss) or loss > diverge_loss:
+                diverged = True
+                break
             f, lam = uv_step(f, lam, lr, width, target)
-        fs.append(f)
-        lams.append(lam)
-    else:
-        loss = 0.5 * (f - target) ** 2
-        diverged = not math.isfinite(loss) or loss > diverge_loss
+            fs.append(f)
+            lams.append(lam)
+        else:
+            loss = 0.5 * (f - target) ** 2
+            diverged = not math.isfinite(loss) or loss > diverge_loss
     return Orbit(np.array(fs), np.array(lams), width, target, diverged)
 
 
