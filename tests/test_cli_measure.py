@@ -1,5 +1,6 @@
 """`eosbench measure`, the store and the error messages, end to end through the command line."""
 
+import fcntl
 import json
 import os
 import signal
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from eosbench.catalog import Catalog
 from eosbench.cli import main
+from eosbench.store import Store
 from tests.helpers import quadratic_yaml
 
 QUAD = quadratic_yaml(30)
@@ -25,6 +28,25 @@ def env_tasks():
 
 def invoke(*args):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def wait_until_measuring(proc: subprocess.Popen, home: Path, task_id: str) -> None:
+    """Wait until ``proc`` holds the store's lock of measuring ``task_id`` (``Store.measuring``): it has
+    started measuring, and nobody else may until it is done."""
+    final = Store(home).trajectory_dir(Catalog().get(task_id))
+    lock = final.parent / f".measuring-{final.name}"
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, "the process ended before it was seen measuring"
+        assert time.monotonic() < deadline, "the measurement never started"
+        if lock.exists():
+            with open(lock, "a+b") as handle:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        time.sleep(0.01)
 
 
 def test_measure_then_cache_hit_then_force(env):
@@ -88,7 +110,7 @@ def test_task_ids_may_be_comma_separated(env):
     measured = invoke("measure", "quad,quad2", "--json")
     assert measured.exit_code == 0, measured.output
     assert [t["task"] for t in json.loads(measured.output)["tasks"]] == ["quad", "quad2"]
-    ran = invoke("run", "persistence", "--tasks", "quad, quad2", "--track", "trajectory", "--json")
+    ran = invoke("run", "gradient-flow", "--tasks", "quad, quad2", "--track", "trajectory", "--json")
     assert ran.exit_code == 0, ran.output
     assert set(json.loads(ran.output)["tracks"]["trajectory"]["tasks"]) == {"quad", "quad2"}
 
@@ -121,11 +143,13 @@ def test_missing_cifar_folder_is_explained(env, tmp_path):
 
 
 def test_killed_measure_leaves_no_entry_and_rerun_completes(env):
+    """``kill -9`` of ``eosbench measure`` half a second into measuring a 200000-step run (minutes of work)."""
     slow = QUAD.replace("steps: 30", "steps: 200000").replace("id: quad", "id: slow")
     (env / "tasks" / "slow.yaml").write_text(slow)
     proc = subprocess.Popen([sys.executable, "-m", "eosbench.cli", "measure", "slow"], env=os.environ.copy(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(6)
+    wait_until_measuring(proc, env / "home", "slow")
+    time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     home = env / "home" / "trajectories"
@@ -154,10 +178,13 @@ def test_measurement_with_sharpness_off_is_summarized_labelled_and_plotted(env):
 
 
 def test_two_concurrent_measurements_of_one_task_measure_it_once(tmp_path):
-    """The second process waits for the first and reads its entry (issue: both redid all the work)."""
-    env = {**os.environ, "EOSBENCH_HOME": str(tmp_path)}
-    command = [sys.executable, "-m", "eosbench.cli", "measure", "quadratic-stable", "--json"]
-    procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    outputs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
-    assert all(p.returncode == 0 for p in procs)
-    assert sorted(o["tasks"][0]["cached"] for o in outputs) == [False, True]
+    """A second measurement (this process) started while another process measures the task waits for it
+    and reads its entry (issue: both redid all the work)."""
+    first = subprocess.Popen([sys.executable, "-m", "eosbench.cli", "--home", str(tmp_path), "measure",
+                              "quadratic-stable", "--json"], stdout=subprocess.PIPE, text=True)
+    wait_until_measuring(first, tmp_path, "quadratic-stable")
+    second = invoke("--home", str(tmp_path), "measure", "quadratic-stable", "--json")
+    output = first.communicate(timeout=120)[0]
+    assert first.returncode == 0 and second.exit_code == 0, second.output
+    assert json.loads(output)["tasks"][0]["cached"] is False
+    assert json.loads(second.output)["tasks"][0]["cached"] is True

@@ -23,13 +23,23 @@ from eosbench.store import Store
 pytest.importorskip("distributed")
 PLUGINS = Path(__file__).parent / "plugins"
 FAST_TINY = ["quadratic-stable", "quadratic-diverging", "uv@c=2.5", "uv@c=4.5", "xy-above", "chain-depth2"]
-TWO_TINY = ["quadratic-diverging", "xy-above"]  # a diverging run and a catapult: both predictors, both tracks
+# A diverging run and a catapult, as quadratic-diverging and xy-above but short (measured: the quadratic
+# diverges at step 29; xy's loss peaks at step 4 and settles by step 29 of 40): both predictors, both tracks.
+DIVERGING_AND_CATAPULT = {
+    "quad-diverging": "id: quad-diverging\ntier: tiny\ndata: {name: none}\n"
+                      "model: {arch: quadratic, spectrum: [1, 2, 3]}\nloss: value\noptimizer: {name: gd, lr: 0.8}\n"
+                      "steps: 100\nmeasure: {k: 2, checkpoints: 10}\nscoring: {smoothing: 2}\n",
+    "xy-catapult": "id: xy-catapult\ntier: tiny\ndata: {name: none}\nmodel: {arch: product, x0: 1.0, y0: 0.05}\n"
+                   "loss: sqrt\noptimizer: {name: gd, lr: 2.4}\nsteps: 40\nmeasure: {k: 2, checkpoints: 10}\n"
+                   "scoring: {smoothing: 4}\n",
+}
 
 
 @pytest.fixture(scope="module")
 def dask_executor():
-    """One two-worker local cluster for the module (starting one and warming its workers takes ≈ 15 s)."""
-    executor = DaskExecutor(workers=2)
+    """One two-worker local cluster for the module, started as ``--executor dask --workers 2`` starts one
+    (starting it and warming its workers takes ≈ 15 s); the CLI runs below use it through ``--address``."""
+    executor = make_executor("dask", workers=2)
     yield executor
     executor.close()
 
@@ -71,8 +81,10 @@ def assert_close_trees(a, b, rtol: float, path: str = "") -> None:
         assert a == b, path
 
 
-def check_same_scores(tmp_path: Path, task_args: list[str], rtol: float = 0.0, dask_args=("--workers", "2")) -> None:
-    """The Dask run's records equal the local run's: byte for byte, or (``rtol`` > 0) to that tolerance."""
+def check_same_scores(tmp_path: Path, task_args: list[str], rtol: float = 0.0,
+                      dask_args=("--workers", "2")) -> list[dict]:
+    """The Dask run's records equal the local run's: byte for byte, or (``rtol`` > 0) to that tolerance;
+    returns the Dask run's records."""
     local = run_cli(tmp_path / "local", *task_args, "--jobs", "1")
     dask = run_cli(tmp_path / "dask", *task_args, "--executor", "dask", *dask_args)
     assert [r["predictor"]["name"] for r in dask] == ["gradient-flow", "eos-clamp"]
@@ -82,6 +94,7 @@ def check_same_scores(tmp_path: Path, task_args: list[str], rtol: float = 0.0, d
         else:
             assert scores(a) == scores(b)
         assert all(t["status"] in ("ok", "not-applicable") for t in b["tracks"]["trajectory"]["tasks"].values())
+    return dask
 
 
 def test_map_calls_passes_results_on_and_reports_each_as_it_arrives(dask_executor):
@@ -95,24 +108,28 @@ def test_map_calls_passes_results_on_and_reports_each_as_it_arrives(dask_executo
         assert seen.keys() == {0, 1, 2, 3} and seen[1] == 30
 
 
-def test_dask_run_gives_the_local_scores(tmp_path, dask_executor):
-    """Two tiny tasks, on the module's cluster (``--address``); ``--workers`` starting a cluster of its own
-    is exercised by the crashing-plugin test below."""
+@pytest.mark.parametrize("env_tasks", [DIVERGING_AND_CATAPULT])
+def test_dask_run_gives_the_local_scores(env, dask_executor):
+    """A diverging run and a catapult (``DIVERGING_AND_CATAPULT``, regimes divergence and catapult), on the
+    module's cluster (``--address``)."""
     address = dask_executor.cluster.scheduler_address
-    check_same_scores(tmp_path, [arg for t in TWO_TINY for arg in ("--tasks", t)], dask_args=("--address", address))
+    records = check_same_scores(env, ["--suite", "tiny"], dask_args=("--address", address))
+    regimes = {t: task["regime"] for t, task in records[0]["tracks"]["trajectory"]["tasks"].items()}
+    assert regimes == {"quad-diverging": "divergence", "xy-catapult": "catapult"}
 
 
 @pytest.mark.slow
 def test_dask_run_gives_the_local_scores_on_the_tiny_suite(tmp_path):
     """On the larger tiny tasks a two-thread local run and one-thread Dask workers round a few reductions
     differently (scores then differ by ~1e-15 relative); the tasks of the default tests agree bit for bit.
-    Default-run cover: test_dask_run_gives_the_local_scores (same code on two tiny tasks)."""
+    Default-run cover: test_dask_run_gives_the_local_scores (same code on two small tasks)."""
     check_same_scores(tmp_path, ["--suite", "tiny"], rtol=1e-12)
 
 
 @pytest.mark.slow
 def test_dask_run_gives_the_local_scores_on_the_fast_tiny_tasks(tmp_path):
-    """Default-run cover: test_dask_run_gives_the_local_scores (same code on two of these six tasks)."""
+    """Default-run cover: test_dask_run_gives_the_local_scores (same code on shortened copies of two of these
+    six tasks, quadratic-diverging and xy-above)."""
     check_same_scores(tmp_path, [arg for t in FAST_TINY for arg in ("--tasks", t)])
 
 
@@ -144,10 +161,12 @@ def test_killed_worker_is_replaced_and_the_run_completes(tmp_path, dask_executor
     assert all(t["status"] == "ok" for t in tasks.values()), {k: t["error"] for k, t in tasks.items()}
 
 
-def test_crashing_plugin_on_dask_fails_only_its_tasks(tmp_path):
+def test_crashing_plugin_on_dask_fails_only_its_tasks(tmp_path, dask_executor):
+    """On the module's cluster (``--address``): the predictor's process dies, its worker does not."""
     result = CliRunner().invoke(main, ["--home", str(tmp_path), "run", "broken-crash", "--plugin",
                                        str(PLUGINS / "broken.py"), "--tasks", "quadratic-stable", "--json",
-                                       "--track", "trajectory", "--executor", "dask", "--workers", "1"],
+                                       "--track", "trajectory", "--executor", "dask",
+                                       "--address", dask_executor.cluster.scheduler_address],
                                 catch_exceptions=False)
     assert result.exit_code == 1, result.output  # every task failed: said, and exit 1
     task = json.loads(result.stdout)["tracks"]["trajectory"]["tasks"]["quadratic-stable"]

@@ -12,6 +12,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -59,6 +60,25 @@ def env(tmp_path, monkeypatch):
     work.mkdir()
     monkeypatch.chdir(work)
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def reference_home(tmp_path_factory) -> Path:
+    """A store holding quad-a's measurement and gradient flow's prediction of it on the trajectory track
+    (the reference a run on quad-a is scored against), made once for the module."""
+    tasks = tmp_path_factory.mktemp("reference-tasks")
+    (tasks / "quad-a.yaml").write_text(quad("quad-a"))
+    home = tmp_path_factory.mktemp("reference-home")
+    result = CliRunner().invoke(main, ["--home", str(home), "--tasks-dir", str(tasks), "run", "gradient-flow",
+                                       "--tasks", "quad-a", "--track", "trajectory", "--json"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return home
+
+
+def start_from(reference_home: Path, env: Path) -> None:
+    """Make ``env``'s (empty) store a copy of ``reference_home``."""
+    shutil.copytree(reference_home, env / "home")
 
 
 def cli(*args: str):
@@ -113,7 +133,9 @@ class Case:
     code: int
     says: list[str]
     absent: list[str] = field(default_factory=list)  # text that must not be printed
-    store: str | None = None  # "complete": every trajectory entry complete; "empty": no store written
+    # "complete": starts from the store of ``reference_home`` and every entry stays complete; "empty": no
+    # store written
+    store: str | None = None
 
 
 BAD_INPUTS = [
@@ -213,9 +235,11 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=[c.id for c in BAD_INPUTS])
-def test_bad_input_is_one_paragraph_with_its_exit_code(env, case: Case):
+def test_bad_input_is_one_paragraph_with_its_exit_code(env, reference_home, case: Case):
     for setup in case.setup:
         setup(env)
+    if case.store == "complete":
+        start_from(reference_home, env)
     before = {p for p in env.rglob("*")}
     result = cli(*case.args)
     text = result.output
@@ -329,7 +353,8 @@ def test_damaged_trajectory_is_detected_and_measured_again(env, fault):
     assert_store_consistent(home)
 
 
-def test_damaged_prediction_is_predicted_again(env):
+def test_damaged_prediction_is_predicted_again(env, reference_home):
+    start_from(reference_home, env)
     home = env / "home"
     args = ("run", "fine-constant", "--plugin", BROKEN, "--track", "trajectory", "--json", "--tasks", "quad-a")
     assert cli(*args).exit_code == 0
@@ -525,7 +550,8 @@ def session_processes(session: int) -> list[tuple[int, str]]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_kill_9_of_run_mid_prediction_leaves_no_process(env):
+def test_kill_9_of_run_mid_prediction_leaves_no_process(env, reference_home):
+    start_from(reference_home, env)  # quad-a is measured: the run goes straight to predicting
     marker = env / "predicting"
     proc = cli_process(["run", "hostile-hangs", "--plugin", HOSTILE, "--tasks", "quad-a", "--track", "trajectory",
                         "--budget", "600", "--jobs", "1"], env, EOSBENCH_TEST_MARKER=str(marker))

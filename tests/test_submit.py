@@ -98,7 +98,7 @@ def test_worked_example_passes(env):
      "collides with the builtin predictor"),
     (lambda root: submission(root, code=GOOD.replace("def predict", 'tracks = ("trajectory", "forecast")\n\n    def predict')),
      "the class states tracks; a predictor folder states them in its predictor.yaml only"),
-    (lambda root: submission(root, budget_seconds=1, code=GOOD.replace("{steps}", "problem.steps").replace(
+    (lambda root: submission(root, budget_seconds=0.1, code=GOOD.replace("{steps}", "problem.steps").replace(
         "return Prediction", "__import__('time').sleep(60)\n        return Prediction")), "timeout"),
 ])
 def test_bad_submissions_are_rejected_with_a_clear_message(env, make, needle):
