@@ -79,9 +79,10 @@ def digits_onset(measured):
 def test_the_sharpness_overshoots_at_the_onset_and_settles_at_two_over_eta(digits_onset, measured_run):
     """The paper's headline: Edge flow resolves the sharpness's overshoot of 2/η at the onset. Measured (raw, at
     the sharpness steps): the sharpness crosses 4 at step 100, peaks at 6.36 (step 176), falls back and averages
-    4.23 over steps 200–320. Edge flow: the first peak within 8 % and 12 steps of the measured one, then back
-    below 2/η within 16 steps of it, then a mean within 3 % of 2/η and within 7 % of the measured mean over
-    200–320, where gradient flow is more than 25 % off (it keeps sharpening)."""
+    4.23 over steps 200–320 (6.29 and 4.25 with AVX-512 kernels, docs/theory.md §12). Edge flow: the first
+    peak within 8 % and 12 steps of the measured one, then back below 2/η within 16 steps of it, then a mean
+    within 3 % of 2/η and within 7 % of the measured mean over 200–320, where gradient flow is more than 25 %
+    off (it keeps sharpening)."""
     spec, trajectory, problem, prediction = digits_onset
     edge = 2 / problem.lr
     predicted = prediction.frame["sharpness"].dropna()

@@ -29,11 +29,16 @@ def test_quadratic_loss_matches_closed_form(lr):
 
 
 def test_quadratic_diverges_exactly_above_two_over_lambda():
-    """ηλ_max = 1.996 converges and 2.004 diverges (|1 − ηλ|^t passes 1e8 by step 2624); the sharpness, which
-    the outcome does not need, is measured every 100 steps."""
-    assert measure(sparse_plan(quadratic(0.499, steps=3000), every=100)).outcome == "completed"
-    diverged = measure(sparse_plan(quadratic(0.501, steps=3000), every=100))
-    assert diverged.outcome == "diverged"
+    """ηλ_max = 1.996 converges and 2.004 diverges over 1000 steps: the top mode's loss 0.08·|1 − ηλ|^{2t}
+    passes the run's divergence cut-off, set to a loss of 100 (0.55 at step 0), at step 894 (the default
+    cut-off 1e8 at step 2624); the sharpness, which the outcome does not need, is measured every 100 steps."""
+    def run(lr):
+        spec = sparse_plan(quadratic(lr, steps=1000), every=100)
+        return measure(spec.model_copy(update={"measure": spec.measure.model_copy(update={"diverge_loss": 100.0})}))
+
+    assert run(0.499).outcome == "completed"
+    diverged = run(0.501)
+    assert diverged.outcome == "diverged" and diverged.meta["last_step"] == 894
     assert phase_label(diverged) == "diverge"
 
 
