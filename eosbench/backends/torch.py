@@ -86,12 +86,18 @@ class TorchOracle:
 
     def _hvp_columns(self, theta, block, x, y) -> torch.Tensor:
         leaf, _, g, _ = self._gradient_graph(theta, x, y, create_graph=True)
+        return self._hessian_times(leaf, g, block, keep_graph=False)
+
+    @staticmethod
+    def _hessian_times(leaf, g, block, keep_graph: bool) -> torch.Tensor:
+        """H·block by differentiating the gradient graph ``g`` of ``leaf`` again; ``keep_graph`` leaves that
+        graph for further products (an eigensolver's matvecs at one θ share one graph)."""
         chunks = torch.split(block, HVP_CHUNK, dim=1)
         with torch.enable_grad():
             if block.shape[1] == 1:
-                return torch.autograd.grad(g, leaf, block[:, 0])[0][:, None]
+                return torch.autograd.grad(g, leaf, block[:, 0], retain_graph=keep_graph)[0][:, None]
             return torch.cat([torch.autograd.grad(g, leaf, chunk.T, is_grads_batched=True,
-                                                  retain_graph=i < len(chunks) - 1)[0].T
+                                                  retain_graph=keep_graph or i < len(chunks) - 1)[0].T
                               for i, chunk in enumerate(chunks)], 1)
 
     # ------------------------------------------------------------------ the oracle
@@ -140,15 +146,15 @@ class TorchOracle:
             return torch.autograd.grad(torch.dot(u, hv), leaf, allow_unused=True, materialize_grads=True)[0]
 
     def eigs(self, theta, k, v0=None, tol=1e-7, maxiter=100, precondition=None, batch=None) -> EigResult:
-        x, y = self._batch(batch)
+        leaf, _, g, _ = self._gradient_graph(theta, *self._batch(batch), create_graph=True)  # one for all matvecs
         if precondition is None:
             def matvec(block):
-                return self._hvp_columns(theta, block, x, y)
+                return self._hessian_times(leaf, g, block, keep_graph=True)
         else:
             d = precondition[:, None]
 
             def matvec(block):
-                return d * self._hvp_columns(theta, d * block, x, y)
+                return d * self._hessian_times(leaf, g, d * block, keep_graph=True)
         result = top_eigs(matvec, self.num_params, k, v0=v0, tol=tol, maxiter=maxiter, dtype=self.dtype,
                           device=self.device)
         self.counters.hvps += result.matvecs
