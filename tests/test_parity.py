@@ -31,9 +31,19 @@ TINY = _distinct_objectives()
 # ≈ 11 s for the two-block CNN, ≈ 4 s for a digits MLP, ≈ 1 s for a toy. These run in the slow suite only,
 # each with its default-run cover:
 SLOW = {
-    # the same model and loss code as a task run by default, with other sizes, initial scale or data:
-    "digits-mlp-tanh-sgd": "digits-mlp-tanh-stable",  # tanh MLP, MSE, the same 500 digits (32-32 against 64-64 units)
+    # test_digits_mlp_runs_agree_step_for_step_through_the_onset measures this very objective from this θ0
+    # (digits-mlp-tanh-eos shares them) on both backends: the loss and gradient norm for 100 steps to 1e-8, the
+    # sharpness to 1e-4; tests/test_oracle_jax.py's test_minibatch_derivatives_match_torch checks the loss,
+    # gradient and HVP of the same tanh MLP code (6-5 units, 40 digits, MSE) to 1e-12; every other tiny task
+    # checks the generic ∇³L and block HVP
+    "digits-mlp-tanh-stable": "test_digits_mlp_runs_agree_step_for_step_through_the_onset",
+    # the same model and loss code as a task or test run by default, with other sizes, initial scale or data:
+    # tanh MLP, MSE, the same 500 digits (32-32 against 64-64 units)
+    "digits-mlp-tanh-sgd": "test_digits_mlp_runs_agree_step_for_step_through_the_onset",
     "gmm-mlp-diverging": "moons-mlp-catapult",  # one-hidden-layer ReLU MLP (64 units, He init), MSE; moons data
+    # the ReLU MLP of moons-mlp-catapult (one hidden layer against two of 32 units), and cross-entropy on one-hot
+    # digits as in tests/test_oracle_jax.py's mlp-ntk-gelu-ce (40 digits against 500)
+    "digits-mlp-relu-ce": "moons-mlp-catapult",
     "uv-eos@lr=11": "uv@c=1",  # the UV model, width 100 (init scale 0.1 against 0.5)
     "chain-depth2": "chain-depth4",  # the scalar chain
     "linreg-sgd": "gmm-deep-linear",  # the deep linear network on Gaussian-mixture data (depth 1 against 3)

@@ -200,26 +200,31 @@ def site(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def shared_page():
+    """One headless Chromium page for all the browser tests of the module: a new page starts a renderer
+    process (≈ 1 s of CPU each time), while navigating an open page to the next file does not. It records
+    console errors, uncaught exceptions and failed requests in ``page.problems``."""
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (CI installs the Debian package 'chromium' in .ci/run)")
     playwright = pytest.importorskip("playwright.sync_api", reason="the test extra installs playwright")
     with playwright.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
+        page = chromium.new_page(viewport={"width": 1400, "height": 900})
+        page.problems = []
+        page.on("console", lambda m: m.type == "error" and page.problems.append(m.text))
+        page.on("pageerror", lambda e: page.problems.append(str(e)))
+        page.on("requestfailed", lambda r: page.problems.append(f"failed {r.url}"))
+        yield page
         chromium.close()
 
 
 @pytest.fixture()
-def page(browser):
-    """A page that records console errors, uncaught exceptions and failed requests."""
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.problems = []
-    page.on("console", lambda m: m.type == "error" and page.problems.append(m.text))
-    page.on("pageerror", lambda e: page.problems.append(str(e)))
-    page.on("requestfailed", lambda r: page.problems.append(f"failed {r.url}"))
-    yield page
-    page.close()
+def page(shared_page):
+    """The shared page on a blank document, with an empty list of problems: each test navigates from there
+    and sees only the problems of its own pages."""
+    shared_page.goto("about:blank")
+    shared_page.problems.clear()
+    return shared_page
 
 
 def _url(site, path="index.html"):
@@ -407,11 +412,18 @@ def test_script_in_a_manifest_or_result_is_shown_as_text(site, page):
     assert not page.problems
 
 
-def test_task_without_stored_curves_says_how_to_measure_them(site, tmp_path):
-    report = build_site(site["root"] / "results", tmp_path / "site", store=Store(tmp_path / "empty"),
-                        registry=site["registry"])
-    assert report.tasks_with_curves == 0 and site["report"].tasks_with_curves == 1
-    text = (tmp_path / "site" / "tasks" / "quad-a.html").read_text()
+@pytest.fixture(scope="module")
+def bare_site(site, tmp_path_factory):
+    """The same results built from an empty store (no stored curves): the site's folder and the build's report.
+    The tests that need a previous site to protect copy this one."""
+    root = tmp_path_factory.mktemp("bare-site")
+    report = build_site(site["root"] / "results", root / "site", store=Store(root / "empty"), registry=site["registry"])
+    return {"out": root / "site", "report": report}
+
+
+def test_task_without_stored_curves_says_how_to_measure_them(site, bare_site):
+    assert bare_site["report"].tasks_with_curves == 0 and site["report"].tasks_with_curves == 1
+    text = (bare_site["out"] / "tasks" / "quad-a.html").read_text()
     assert "eosbench measure quad-a" in text and "plotly" not in text
 
 
@@ -419,6 +431,13 @@ def _results_copy(site, tmp_path):
     results = tmp_path / "results"
     shutil.copytree(site["root"] / "results", results)
     return results
+
+
+def _site_copy(bare_site, tmp_path):
+    """A built site at ``tmp_path / "site"`` (a copy of ``bare_site``)."""
+    out = tmp_path / "site"
+    shutil.copytree(bare_site["out"], out)
+    return out
 
 
 def _edit(path, change):
@@ -458,12 +477,11 @@ def _snapshot(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_a_failed_build_leaves_the_previous_site_untouched(site, tmp_path, monkeypatch):
+def test_a_failed_build_leaves_the_previous_site_untouched(site, bare_site, tmp_path, monkeypatch):
     import eosbench.site.build as build
 
     results = _results_copy(site, tmp_path)
-    out = tmp_path / "site"
-    build_site(results, out, store=Store(tmp_path / "empty"), registry=site["registry"])
+    out = _site_copy(bare_site, tmp_path)
     before = _snapshot(out)
     # an invalid result file: refused before anything is written
     _edit(results / "gd-replay" / f"tiny@{RELEASE}.json", lambda r: r["tracks"]["trajectory"].pop("aggregate"))
@@ -487,10 +505,9 @@ def test_a_failed_build_leaves_the_previous_site_untouched(site, tmp_path, monke
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "site"]
 
 
-def test_a_killed_build_is_recovered_by_the_next(site, tmp_path):
+def test_a_killed_build_is_recovered_by_the_next(site, bare_site, tmp_path):
     results = _results_copy(site, tmp_path)
-    out = tmp_path / "site"
-    build_site(results, out, store=Store(tmp_path / "empty"))
+    out = _site_copy(bare_site, tmp_path)
     before = _snapshot(out)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -57,33 +57,6 @@ def independent_loss_and_sharpness(theta: np.ndarray, seed: int = 0, n: int = 48
     return float(loss(t)), float(torch.linalg.eigvalsh(hessian)[-1])
 
 
-def test_user_model_and_data_from_an_installed_package_run_end_to_end(tmp_path):
-    """``eosbench measure my-task.yaml`` and ``eosbench run central-flow --tasks my-task.yaml`` on a user's
-    network and data set; the measured loss and sharpness at θ0 match an independent dense computation."""
-    site, home = write_package(tmp_path / "site"), tmp_path / "home"
-    (tmp_path / "my-task.yaml").write_text(task_yaml())
-    measured = eosbench("measure", "my-task.yaml", "--json", cwd=tmp_path, site=site, home=home)
-    assert measured.returncode == 0, measured.stderr
-    summary = json.loads(measured.stdout)["tasks"][0]
-    assert summary["outcome"] == "completed" and summary["onset_step"] is not None  # it reaches 2/η = 0.4
-    trajectory = Trajectory.load(summary["trajectory"])
-    assert trajectory.meta["num_params"] == 2 * 12 + 12 + 12 * 2  # width 12 reached the plugin
-    assert trajectory.meta["data"]["source"] == "userpkg-rings" and trajectory.meta["model"]["width"] == 12
-    loss0, sharp0 = independent_loss_and_sharpness(trajectory.checkpoint(0), seed=0)
-    assert trajectory.frame.loc[0, "loss"] == pytest.approx(loss0, rel=1e-12)
-    assert trajectory.frame.loc[0, "sharpness"] == pytest.approx(sharp0, rel=1e-6)
-    final = trajectory.meta["last_step"]
-    loss_end, sharp_end = independent_loss_and_sharpness(trajectory.checkpoint(final), seed=0)
-    assert trajectory.frame.loc[final, "sharpness"] == pytest.approx(sharp_end, rel=1e-6)
-
-    ran = eosbench("run", "central-flow", "--tasks", "my-task.yaml", "--track", "trajectory", "--json",
-                   cwd=tmp_path, site=site, home=home)
-    assert ran.returncode == 0, ran.stderr
-    unit = json.loads(ran.stdout)["tracks"]["trajectory"]["tasks"]["userpkg-rings-eos"]
-    assert unit["status"] == "ok" and unit["regime"] == "sustained-eos"
-    assert unit["metrics"]["sharpness_error"] < 0.05  # the central flow holds the sharpness at 2/η here too
-
-
 BROKEN_ENTRY_POINTS = "[eosbench.models]\nbrokenpkg-net = brokenpkg:Net\n"
 
 
@@ -100,6 +73,50 @@ def user_site(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("EOSBENCH_HOME", str(tmp_path / "home"))
     return site
+
+
+def cli(*args: str):
+    """The command line in this process."""
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_user_model_and_data_from_an_installed_package_run_end_to_end(user_site, tmp_path):
+    """``eosbench measure my-task.yaml`` in a fresh process whose path holds the user's package, then ``eosbench
+    run gradient-flow --tasks my-task.yaml`` here (the package on ``sys.path``): the predictor's own process
+    builds the user's network and data, and the run scores it on the stored measurement. The measured loss and
+    sharpness at θ0 and at the last step, and the flow's loss and sharpness at θ0, match an independent dense
+    computation."""
+    from eosbench.catalog import load_task_file
+    from eosbench.registry import Registry
+    from eosbench.store import load_predictions
+
+    task = tmp_path / "my-task.yaml"
+    task.write_text(task_yaml())
+    measured = eosbench("measure", task.name, "--json", cwd=tmp_path, site=user_site, home=tmp_path / "home")
+    assert measured.returncode == 0, measured.stderr
+    summary = json.loads(measured.stdout)["tasks"][0]
+    assert summary["outcome"] == "completed" and summary["onset_step"] is not None  # it reaches 2/η = 0.4
+    trajectory = Trajectory.load(summary["trajectory"])
+    assert trajectory.meta["num_params"] == 2 * 12 + 12 + 12 * 2  # width 12 reached the plugin
+    assert trajectory.meta["data"]["source"] == "userpkg-rings" and trajectory.meta["model"]["width"] == 12
+    loss0, sharp0 = independent_loss_and_sharpness(trajectory.checkpoint(0), seed=0)
+    assert trajectory.frame.loc[0, "loss"] == pytest.approx(loss0, rel=1e-12)
+    assert trajectory.frame.loc[0, "sharpness"] == pytest.approx(sharp0, rel=1e-6)
+    final = trajectory.meta["last_step"]
+    loss_end, sharp_end = independent_loss_and_sharpness(trajectory.checkpoint(final), seed=0)
+    assert trajectory.frame.loc[final, "sharpness"] == pytest.approx(sharp_end, rel=1e-6)
+
+    ran = cli("run", "gradient-flow", "--tasks", str(task), "--track", "trajectory", "--json")
+    assert ran.exit_code == 0, ran.output
+    unit = json.loads(ran.stdout)["tracks"]["trajectory"]["tasks"]["userpkg-rings-eos"]
+    assert unit["status"] == "ok" and unit["regime"] == "sustained-eos"
+    # ≈ 0.01 of 2/η: GD's sharpness reaches 2/η only near step 132 of 200, and the flow's follows it
+    assert unit["metrics"]["sharpness_error"] < 0.05
+    spec = load_task_file(task)
+    (flow,) = load_predictions(Store(tmp_path / "home").predictions_of(Registry().get("gradient-flow"), spec,
+                                                                       "trajectory", "torch")).values()
+    assert flow["frame"].loc[0, "loss"] == pytest.approx(loss0, rel=1e-12)
+    assert flow["frame"].loc[0, "sharpness"] == pytest.approx(sharp0, rel=1e-6)
 
 
 @pytest.mark.parametrize("edit, says", [
@@ -139,10 +156,6 @@ def test_plugin_parameters_are_normalized_into_the_spec(user_site, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- imports
-def cli(*args: str):
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
 def test_cohen_run_with_theta0_is_imported_as_written_and_scored(home):
     """The Cohen et al. folder becomes the task's ground truth (the stored series are the files' numbers, the
     files' hashes recorded, θ0 reproduces the file's loss), and eos-clamp is scored on it from θ0."""
