@@ -109,8 +109,7 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
     tasks = json.loads(subprocess.run([exe, "tasks", "list", "--json"], cwd=elsewhere, env=env, check=True,
                                       capture_output=True, text=True).stdout)
     assert {t["id"] for t in tasks["tasks"]} >= {"quadratic-stable", "digits-mlp-tanh-eos"}
-    # one prediction process: the reference predictor is scored without a second run of itself
-    ran = subprocess.run([exe, "run", "gradient-flow", "--tasks", "quadratic-stable", "--track", "trajectory",
-                          "--json"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    ran = subprocess.run([exe, "run", "eos-clamp", "--tasks", "quadratic-stable", "--json"], cwd=elsewhere, env=env,
+                         capture_output=True, text=True)
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout)["tracks"]["trajectory"]["tasks"]["quadratic-stable"]["status"] == "ok"
