@@ -91,8 +91,6 @@ def test_eos_clamp_clamps_after_the_flow_crosses():
 
 
 def test_stability_rule_admissible_step_and_divergence():
-    from eosbench.spec import TaskSpec  # noqa: F401 - the rule reads the blinded spec
-
     chain = task({"arch": "chain", "depth": 4, "w0": 1.0}, {"name": "none", "target": 3.0}, lr=0.05, steps=10)
     prediction, _, _ = predict("stability-rule", chain)
     assert prediction.diagnostics["flattest_minimum_sharpness"] == pytest.approx(4 * 3 ** 1.5, rel=1e-12)
