@@ -40,13 +40,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
-from eosbench.oracle import Oracle
 from eosbench.spec import TaskSpec
+
+if TYPE_CHECKING:  # an annotation only: listing predictors need not import the models (and torch)
+    from eosbench.oracle import Oracle
 
 Track = Literal["trajectory", "forecast", "phase"]
 TRACKS: tuple[str, ...] = ("trajectory", "forecast", "phase")
