@@ -81,6 +81,19 @@ def held(lock_file: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def is_held(lock_file: Path) -> bool:
+    """Whether another process holds ``lock_file`` (as :func:`held` takes it) at this moment."""
+    if not lock_file.exists():
+        return False
+    with open(lock_file, "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False
+
+
 @contextmanager
 def entry_lock(final: Path) -> Iterator[None]:
     """Hold the exclusive lock of the store entry ``final`` (a lock file beside it)."""
@@ -201,9 +214,16 @@ class Store:
     def measuring(self, spec: TaskSpec, backend: str = "torch") -> Iterator[None]:
         """Held while one process measures ``spec``: a second measurement of the same entry waits, then
         finds it stored (a lock file of its own, so the entry's write lock can be taken inside it)."""
-        final = self.trajectory_dir(spec, backend)
-        with held(final.parent / f".measuring-{final.name}"):
+        with held(self._measuring_lock(spec, backend)):
             yield
+
+    def is_being_measured(self, spec: TaskSpec, backend: str = "torch") -> bool:
+        """Whether a process is measuring ``spec`` into this store right now (holds :meth:`measuring`)."""
+        return is_held(self._measuring_lock(spec, backend))
+
+    def _measuring_lock(self, spec: TaskSpec, backend: str) -> Path:
+        final = self.trajectory_dir(spec, backend)
+        return final.parent / f".measuring-{final.name}"
 
     def save_trajectory(self, spec: TaskSpec, trajectory: Trajectory, backend: str = "torch",
                         replace: bool = False) -> Path:

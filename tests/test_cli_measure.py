@@ -1,6 +1,5 @@
 """`eosbench measure`, the store and the error messages, end to end through the command line."""
 
-import fcntl
 import json
 import os
 import signal
@@ -33,19 +32,11 @@ def invoke(*args):
 def wait_until_measuring(proc: subprocess.Popen, home: Path, task_id: str) -> None:
     """Wait until ``proc`` holds the store's lock of measuring ``task_id`` (``Store.measuring``): it has
     started measuring, and nobody else may until it is done."""
-    final = Store(home).trajectory_dir(Catalog().get(task_id))
-    lock = final.parent / f".measuring-{final.name}"
+    store, spec = Store(home), Catalog().get(task_id)
     deadline = time.monotonic() + 120
-    while True:
+    while not store.is_being_measured(spec):
         assert proc.poll() is None, "the process ended before it was seen measuring"
         assert time.monotonic() < deadline, "the measurement never started"
-        if lock.exists():
-            with open(lock, "a+b") as handle:
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         time.sleep(0.01)
 
 

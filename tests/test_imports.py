@@ -60,8 +60,8 @@ def test_no_import_cycles():
 
 def test_listing_predictors_and_tasks_does_not_import_torch():
     """``eosbench predictors list`` and ``tasks list`` read manifests and task files only: in a fresh
-    interpreter they leave torch unimported (listing predictors takes 0.7 s, against 2.5 s when the
-    registry imported torch through the predictor's oracle annotation)."""
+    interpreter they leave torch unimported (the registry used to import it through the annotation of a
+    problem's oracle)."""
     code = ("import sys\nfrom click.testing import CliRunner\nfrom eosbench.cli import main\n"
             "for command in (['predictors', 'list', '--json'], ['tasks', 'list', '--json']):\n"
             "    assert CliRunner().invoke(main, command).exit_code == 0\n"

@@ -91,7 +91,7 @@ def uv_orbit(f0: float, lam0: float, lr: float, width: float, target: float, ste
     non-finite or above ``diverge_loss``, as the measurement does (that state is the last one kept)."""
     fs, lams = [f0], [lam0]
     f, lam, diverged = f0, lam0, False
-    with np.errstate(all="ignore"):  # entered once: per step it costs more than the step itself
+    with np.errstate(all="ignore"):  # entered once per orbit, not once per step
         for _ in range(steps):
             loss = 0.5 * (f - target) ** 2
             if not math.isfinite(loss) or loss > diverge_loss:
