@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from eosbench.executors import apply_threads
 from eosbench.measure import measure
 from eosbench.predictor import Budget, NotApplicable, Prediction
 from eosbench.registry import PredictorRef
@@ -18,16 +19,9 @@ from eosbench.tracks import make_problem, origins, unposed_reason
 from eosbench.trajectory import Trajectory
 
 
-def _limit_threads(threads: int) -> None:
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
 def measure_unit(spec: TaskSpec, data_dir: str | None, threads: int = 0) -> Trajectory:
     """Measure one task's ground truth, always with torch (a unit: runs wherever the executor puts it)."""
-    _limit_threads(threads)
+    apply_threads(threads)
     return measure(spec, backend="torch", data_dir=data_dir)
 
 
@@ -37,7 +31,7 @@ def predict_unit(ref: PredictorRef, spec: TaskSpec, track: str, trajectory: Traj
     the :class:`NotApplicable` a problem raised."""
     from eosbench.oracle import build_oracle
 
-    _limit_threads(threads)
+    apply_threads(threads)
     oracle = build_oracle(spec, backend=backend, data_dir=data_dir)
     predictor = ref.load()()
     out: dict[int, dict] = {}
