@@ -18,6 +18,10 @@ from eosbench.spec import TaskSpec
 from eosbench.tracks import make_problem, origins, unposed_reason
 from eosbench.trajectory import Trajectory
 
+STARTUP_SECONDS = 5.0
+"""Allowed on top of a prediction unit's budget for starting its process, loading the plugin and building
+the oracle."""
+
 
 def measure_unit(spec: TaskSpec, data_dir: str | None, threads: int = 0) -> Trajectory:
     """Measure one task's ground truth, always with torch (a unit: runs wherever the executor puts it)."""
@@ -59,7 +63,7 @@ def predict_isolated(ref: PredictorRef, spec: TaskSpec, track: str, trajectory: 
     if not n_origins:
         return "not-applicable", unposed_reason(track, trajectory)
     status, value = run_isolated(predict_unit, (ref, spec, track, trajectory, backend, data_dir, budget_seconds,
-                                                threads), budget_seconds * n_origins + 5)
+                                                threads), budget_seconds * n_origins + STARTUP_SECONDS)
     if status == "ok" and isinstance(value, NotApplicable):
         return "not-applicable", str(value)
     return status, value

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from eosbench import units
 from eosbench.cli import main
 
 REPO = Path(__file__).parents[1]
@@ -101,7 +102,9 @@ def test_worked_example_passes(env):
     (lambda root: submission(root, budget_seconds=0.1, code=GOOD.replace("{steps}", "problem.steps").replace(
         "return Prediction", "__import__('time').sleep(60)\n        return Prediction")), "timeout"),
 ])
-def test_bad_submissions_are_rejected_with_a_clear_message(env, make, needle):
+def test_bad_submissions_are_rejected_with_a_clear_message(env, make, needle, monkeypatch):
+    """(The hanging one waits out its budget plus a 2 s start allowance, not ``units.STARTUP_SECONDS``.)"""
+    monkeypatch.setattr(units, "STARTUP_SECONDS", 2.0)
     code, output = validate(make(env))
     assert code == 1 and "— FAIL" in output
     assert needle in " ".join(output.split()), output
