@@ -29,7 +29,8 @@ from eosbench.registry import Registry
 from eosbench.site.data import (BUDGET_TEXT, BUDGETS, FORECAST_TRACKS, METRIC_TEXT, REFERENCE, REGIME_TEXT, REGIMES,
                                 Published, load_published, metric_label, metric_text, number, ordered_metrics, paper_link,
                                 ranking_table, regime_rows, slug, standings)
-from eosbench.site.figures import colors, horizon_figure, pareto_figure, phase_figures, profile_figure, task_figure
+from eosbench.site.figures import (colors, horizon_figure, pareto_figure, performance_profiles, phase_figures,
+                                   profile_figure, task_figure)
 from eosbench.store import Store, pid_alive
 
 MARKER = ".eosbench-site"
@@ -247,11 +248,13 @@ def _build(published: list[Published], out: Path, store: Store, registry: Regist
         with_curves += figure is not None
         render("task.html", f"tasks/{task['slug']}.html", task=task, figure=figure, missing=missing,
                error_rows=_task_rows(task["id"], published))
+    profiles_of = {(suite, track): performance_profiles(published, suite, track)
+                   for suite, track in {(p.record.suite, track) for p in published for track in p.forecast_tracks()}}
     for name in sorted({p.name for p in published}):
         mine = [p for p in published if p.name == name]
         ref = registry.refs.get(name)
         manifest = ref.manifest if ref is not None and ref.version == mine[-1].record.predictor.version else None
-        profiles = [(p.record.suite, track, profile_figure(name, published, p.record.suite, track, palette))
+        profiles = [(p.record.suite, track, profile_figure(name, profiles_of[p.record.suite, track], palette))
                     for p in mine for track in p.forecast_tracks()]
         render("predictor.html", f"predictors/{slug(name)}.html", info=mine[-1].record.predictor, items=mine,
                manifest=manifest, profiles=[p for p in profiles if p[2] is not None],

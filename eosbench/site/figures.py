@@ -125,23 +125,39 @@ def _measured_range(series: pd.Series, log: bool = False, extra: float | None = 
     return {"range": [number(lo - 0.5 * span), number(hi + span)]}
 
 
-def profile_figure(name: str, published: list[Published], suite: str, track: str,
-                   palette: dict[str, str]) -> dict | None:
-    """The performance profile (Dolan & Moré 2002) of every predictor on one suite and track, ``name`` in bold."""
-    data, axes = [], {}
-    taus = np.geomspace(1, 1e4, 81)
-    for col, metric in enumerate(("sharpness_error", "loss_error"), start=1):
+PROFILE_TAUS = np.geomspace(1, 1e4, 81)
+PROFILE_METRICS = ("sharpness_error", "loss_error")
+
+
+def performance_profiles(published: list[Published], suite: str,
+                         track: str) -> dict[str, tuple[pd.DataFrame, set[str]]]:
+    """Per metric, the performance profile (Dolan & Moré 2002) over :data:`PROFILE_TAUS` of the predictors on
+    ``suite`` and ``track``, and the names of those with at least one scored error (the pages that draw it);
+    computed once for all the predictors' pages."""
+    profiles = {}
+    for metric in PROFILE_METRICS:
         errors = pd.DataFrame({
             p.name: {tid: t.metrics.get(metric) for tid, t in p.record.tracks[track].tasks.items() if t.status == "ok"}
             for p in published if p.record.suite == suite and track in p.forecast_tracks()}).astype(float)
         errors = errors.dropna(how="all")
-        if name not in errors or errors[name].isna().all():
+        scored = {name for name in errors if errors[name].notna().any()}
+        if scored:
+            profiles[metric] = performance_profile(errors, PROFILE_TAUS), scored
+    return profiles
+
+
+def profile_figure(name: str, profiles: dict[str, tuple[pd.DataFrame, set[str]]],
+                   palette: dict[str, str]) -> dict | None:
+    """The :func:`performance_profiles` of one suite and track, ``name``'s line in bold; None if it has none."""
+    data, axes = [], {}
+    for col, metric in enumerate(PROFILE_METRICS, start=1):
+        profile, scored = profiles.get(metric, (None, set()))
+        if name not in scored:
             continue
-        profile = performance_profile(errors, taus)
         suffix = "" if col == 1 else str(col)
         for predictor in profile.columns:
             own = predictor == name
-            data.append({"type": "scatter", "mode": "lines", "x": [number(t) for t in taus],
+            data.append({"type": "scatter", "mode": "lines", "x": [number(t) for t in PROFILE_TAUS],
                          "y": [number(v) for v in profile[predictor]], "name": predictor, "legendgroup": predictor,
                          "showlegend": col == 1, "line": {"shape": "hv", "color": palette[predictor],
                                                           "width": 3.5 if own else 1.2},
