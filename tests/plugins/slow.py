@@ -9,5 +9,5 @@ class SlowConstant(Predictor):
     name, version = "slow-constant", "0.0.1"
 
     def predict(self, problem):
-        time.sleep(2.0)
+        time.sleep(0.5)
         return Prediction.from_rows([{"step": int(s), "loss": 1.0} for s in problem.steps])
