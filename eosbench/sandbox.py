@@ -99,7 +99,7 @@ def run_isolated(fn: Callable, args: tuple, timeout: float) -> tuple[str, Any]:
                          "start Dask workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
     ctx = mp.get_context("forkserver")
     # Imported once by the forkserver instead of by every child: the digits and moons loaders' import, and the
-    # module (with sympy, ≈ 480 modules) that torch imports at a process's first autograd.grad with grad_outputs.
+    # module (and with it sympy) that torch imports at a process's first autograd.grad with grad_outputs.
     ctx.set_forkserver_preload(["eosbench.units", "sklearn.datasets", "torch.fx.experimental.symbolic_shapes"])
     parent, child = ctx.Pipe(duplex=False)
     alive_r, alive_w = ctx.Pipe(duplex=False)  # this process alone holds alive_w: its death is EOF there

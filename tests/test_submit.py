@@ -103,7 +103,7 @@ def test_worked_example_passes(env):
         "return Prediction", "__import__('time').sleep(60)\n        return Prediction")), "timeout"),
 ])
 def test_bad_submissions_are_rejected_with_a_clear_message(env, make, needle, monkeypatch):
-    """(The hanging one waits out its budget plus a 2 s start allowance, not ``units.STARTUP_SECONDS``.)"""
+    # the hanging one waits out its budget plus a 2 s start allowance, not units.STARTUP_SECONDS
     monkeypatch.setattr(units, "STARTUP_SECONDS", 2.0)
     code, output = validate(make(env))
     assert code == 1 and "— FAIL" in output
