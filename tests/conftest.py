@@ -15,6 +15,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,16 +25,40 @@ import pytest
 from tests.helpers import quadratic_yaml
 
 REPO = Path(__file__).resolve().parents[1]
+JAX_CACHE = pytest.StashKey[str]()
+
+LONGEST_FIRST = ("test_edge_flow.py", "test_dask.py", "test_parity.py", "test_faults.py", "test_theory_rules.py",
+                 "test_site.py", "test_measure.py", "test_momentum_tasks.py", "test_baselines.py", "test_wheel.py",
+                 "test_oracle_jax.py", "test_user_plugins.py", "test_runner.py")
+"""The modules that take longest (10–30 s each), longest first; the others follow in their usual order."""
 
 
 def pytest_configure(config):
-    """Under pytest-xdist (one worker process per core) each worker computes on one thread, torch's and the
-    BLAS pools': left at their defaults (a thread per core in every worker) the workers oversubscribe the
-    cores, and a batched operation such as a dense Hessian's HVPs slows down many times over."""
+    """One JAX compilation cache for the whole session, outside any user's (every process of the session, the
+    xdist workers and the processes they start, inherits the variable from the first). Under pytest-xdist (one
+    worker process per core) each worker computes on one thread, torch's and the BLAS pools': left at their
+    defaults (a thread per core in every worker) the workers oversubscribe the cores, and a batched operation
+    such as a dense Hessian's HVPs slows down many times over."""
+    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        config.stash[JAX_CACHE] = os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="eosbench-jax-")
     if hasattr(config, "workerinput"):
         from eosbench.executors import apply_threads
 
         apply_threads(1)
+
+
+def pytest_unconfigure(config):
+    if JAX_CACHE in config.stash:
+        shutil.rmtree(config.stash[JAX_CACHE], ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items):
+    """The longest modules first: pytest-xdist (``--dist loadfile --no-loadscope-reorder``) hands whole modules
+    to the workers in this order, and when the long ones come last one worker runs them while the other
+    waits (longest-processing-time-first scheduling). test_edge_flow goes first: it measures the digits task
+    and runs gradient flow on it, which test_measure and test_self_stabilization then read from the store."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture(scope="session")

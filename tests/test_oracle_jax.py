@@ -1,5 +1,7 @@
 """The JAX oracle on every model family: the same numbers as torch, jitted once, counted the same way."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -59,6 +61,29 @@ def test_measurement_compiles_only_in_its_first_step(jax_run):
     # first appears at the sharpness step 2); after that nothing compiles again
     assert len(jax_run["compilations"]) > 0 and per_step[-1] == per_step[2], per_step
     assert all(size <= 1 for size in compiled.values()), compiled
+
+
+def test_a_new_oracle_reads_its_programs_from_the_persistent_cache(jax_run):
+    """A fresh oracle of the measured task (as a new prediction process builds one) compiles nothing: its
+    programs come from the compilation cache on disk (tests/conftest.py points JAX_COMPILATION_CACHE_DIR at
+    one folder for the session), and compute the same numbers."""
+    hits: list[str] = []
+
+    def listener(event: str, **kwargs) -> None:
+        if event == "/jax/compilation_cache/cache_hits":
+            hits.append(event)
+
+    assert jax.config.jax_compilation_cache_dir == os.environ["JAX_COMPILATION_CACHE_DIR"]
+    jax.monitoring.register_event_listener(listener)
+    try:
+        oracle = build_oracle(RUN, backend="jax")
+        theta = oracle.theta0()
+        value, grad = oracle.loss_and_grad(theta)
+    finally:
+        jax.monitoring.unregister_event_listener(listener)
+    assert len(hits) == 1  # the jitted loss and gradient
+    reference = jax_run["oracle"].loss_and_grad(theta)
+    assert value == reference[0] and np.array_equal(oracle.to_numpy(grad), jax_run["oracle"].to_numpy(reference[1]))
 
 
 def test_block_hvp_is_the_columns_and_counts_each(jax_run):

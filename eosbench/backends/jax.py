@@ -10,7 +10,9 @@ one ``jax.jit`` per oracle, traced once per argument shape, so a measurement com
 eigen-solver's blocks are padded to its fixed width k. Top-k eigenpairs reuse :func:`eosbench.linalg.top_eigs`
 (one LOBPCG for both backends) on torch views of the JAX arrays, shared through DLPack without copies.
 Float64 tasks need jax's x64 mode, which importing this module switches on; float32 tasks stay float32
-because every array is created with the task's dtype.
+because every array is created with the task's dtype. Importing it also turns on JAX's persistent compilation
+cache (:func:`use_compilation_cache`): every prediction runs in a fresh process, which would otherwise compile
+the task's programs again.
 """
 
 from __future__ import annotations
@@ -32,8 +34,28 @@ from eosbench.losses import accuracy, loss_value
 from eosbench.models.base import Model
 from eosbench.oracle import Counters, EigResult, initial_theta
 from eosbench.spec import TaskSpec
+from eosbench.store import default_home
 
 jax.config.update("jax_enable_x64", True)
+
+COMPILATION_CACHE_BYTES = 1 << 30
+"""The persistent compilation cache's bound; the least recently used programs are evicted beyond it."""
+
+
+def use_compilation_cache() -> None:
+    """Keep compiled XLA programs on disk, so that a task's programs compile once per machine rather than once
+    per process: in ``$JAX_COMPILATION_CACHE_DIR`` when it is set (JAX reads it), else in the ``jax-cache``
+    folder of ``$EOSBENCH_HOME`` (or of the user cache folder). Every program is kept, however fast it
+    compiled (JAX's default keeps only those that took a second or more; a task's take a fraction of a
+    second each, and a prediction compiles tens of them). A cached program is the program the compiler would
+    build again: the cache is keyed by the program, the JAX version and the compiler flags."""
+    if jax.config.jax_compilation_cache_dir is None:
+        jax.config.update("jax_compilation_cache_dir", str(default_home() / "jax-cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_compilation_cache_max_size", COMPILATION_CACHE_BYTES)
+
+
+use_compilation_cache()
 
 SOFTPLUS_THRESHOLD = 20.0  # torch.nn.functional.softplus returns x above this; matched for parity
 
@@ -119,8 +141,8 @@ def from_torch(tensor: torch.Tensor) -> jax.Array:
 
 @contextmanager
 def count_compilations() -> Iterator[list[str]]:
-    """Record every XLA compilation inside the block (jitted functions and eager ops alike); the list
-    yielded holds one entry per compilation."""
+    """Record every XLA compilation inside the block (jitted functions and eager ops alike, a program read
+    from the persistent compilation cache included); the list yielded holds one entry per compilation."""
     events: list[str] = []
 
     def listener(event: str, duration: float, **kwargs) -> None:
