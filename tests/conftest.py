@@ -42,12 +42,12 @@ and cached apart (the flags are part of the cache key)."""
 
 
 def pytest_configure(config):
-    """One JAX compilation cache for the whole session, outside any user's (every process of the session, the
-    xdist workers and the processes they start, inherits the variable from the first), and XLA at
-    ``XLA_OPTIMIZATION`` (inherited the same way). Under pytest-xdist (one
-    worker process per core) each worker computes on one thread, torch's and the BLAS pools': left at their
-    defaults (a thread per core in every worker) the workers oversubscribe the cores, and a batched operation
-    such as a dense Hessian's HVPs slows down many times over."""
+    """One JAX compilation cache for the whole session, outside any user's, and XLA at ``XLA_OPTIMIZATION``
+    (every process of the session, the xdist workers and the processes they start, inherits both variables
+    from the first). Under pytest-xdist (one worker process per core) each worker computes on one thread,
+    torch's and the BLAS pools': left at their defaults (a thread per core in every worker) the workers
+    oversubscribe the cores, and a batched operation such as a dense Hessian's HVPs slows down many times
+    over."""
     if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
         config.stash[JAX_CACHE] = os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="eosbench-jax-")
     if XLA_OPTIMIZATION not in os.environ.get("XLA_FLAGS", ""):

@@ -64,9 +64,9 @@ def test_measurement_compiles_only_in_its_first_step(jax_run):
 
 
 def test_a_new_oracle_reads_its_programs_from_the_persistent_cache(jax_run):
-    """A fresh oracle of the measured task (as a new prediction process builds one) compiles nothing: its
-    programs come from the compilation cache on disk (tests/conftest.py points JAX_COMPILATION_CACHE_DIR at
-    one folder for the session), and compute the same numbers."""
+    """A fresh oracle of the measured task (as a new prediction process builds one) does not run the compiler
+    again: its program comes from the compilation cache on disk (tests/conftest.py points
+    JAX_COMPILATION_CACHE_DIR at one folder for the session) and computes the same numbers."""
     hits: list[str] = []
 
     def listener(event: str, **kwargs) -> None:
