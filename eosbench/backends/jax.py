@@ -38,9 +38,6 @@ from eosbench.store import default_home
 
 jax.config.update("jax_enable_x64", True)
 
-COMPILATION_CACHE_BYTES = 1 << 30
-"""The persistent compilation cache's bound; the least recently used programs are evicted beyond it."""
-
 
 def use_compilation_cache() -> None:
     """Keep compiled XLA programs on disk, so that a task's programs compile once per machine rather than once
@@ -48,11 +45,13 @@ def use_compilation_cache() -> None:
     folder of ``$EOSBENCH_HOME`` (or of the user cache folder). Every program is kept, however fast it
     compiled (JAX's default keeps only those that took a second or more; a task's take a fraction of a
     second each, and a prediction compiles tens of them). A cached program is the program the compiler would
-    build again: the cache is keyed by the program, the JAX version and the compiler flags."""
+    build again: the cache is keyed by the program, the JAX version and the compiler flags. The folder has
+    no size bound (it grows by the programs compiled, ≈ 75 kB per task and predictor, and may be deleted at
+    any time): with one, JAX 0.10.2 stops writing to the cache for good once a process is killed between
+    writing an entry and its access time (jax-ml/jax#39880)."""
     if jax.config.jax_compilation_cache_dir is None:
         jax.config.update("jax_compilation_cache_dir", str(default_home() / "jax-cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_compilation_cache_max_size", COMPILATION_CACHE_BYTES)
 
 
 use_compilation_cache()
