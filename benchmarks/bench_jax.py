@@ -1,7 +1,11 @@
-"""The JAX backend against torch: HVP throughput on the digits MLP, and compilation once per task.
+"""The JAX backend against torch: HVP throughput on the digits MLP, compilation once per task, and the
+persistent compilation cache.
 
 Skipped (NotImplementedError in setup) where the optional jax extra is not installed.
 """
+
+import os
+import tempfile
 
 import numpy as np
 
@@ -82,3 +86,48 @@ class JaxCompilesOncePerTask:
         return self._compilations()[1]
 
     track_compilations_after_first_step.unit = "compilations"
+
+
+# What a fresh prediction process does first on JAX once it has built the oracle of a task: a loss and
+# gradient, an HVP and the top eigenpairs (the programs a measurement or a flow needs, compiled or read from the
+# cache). Prints the seconds those first products took.
+FIRST_PRODUCTS = """
+import time
+from eosbench.catalog import Catalog
+from eosbench.oracle import build_oracle
+oracle = build_oracle(Catalog().get("moons-mlp-catapult"), backend="jax")
+start = time.perf_counter()
+theta = oracle.theta0()
+oracle.loss_and_grad(theta)
+oracle.to_numpy(oracle.hvp(theta, theta))
+oracle.eigs(theta, 2)
+print(time.perf_counter() - start)
+"""
+
+
+class JaxCompilationCache:
+    """The first products of a fresh process on JAX with the persistent compilation cache filled by an
+    earlier process, over the same with it empty (each a new process, as every prediction unit is)."""
+
+    timeout = 600
+
+    def setup(self):
+        _require_jax()
+
+    def _first_products_seconds(self, cache: str) -> float:
+        import subprocess
+        import sys
+
+        env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": cache}
+        out = subprocess.run([sys.executable, "-c", FIRST_PRODUCTS], env=env, check=True, capture_output=True,
+                             text=True).stdout
+        return float(out.split()[-1])
+
+    def track_warm_over_cold_first_products(self):
+        """Goal: well below 1 (the warm process compiles nothing)."""
+        with tempfile.TemporaryDirectory() as cache:
+            cold = self._first_products_seconds(cache)
+            warm = self._first_products_seconds(cache)
+        return warm / cold
+
+    track_warm_over_cold_first_products.unit = "ratio"

@@ -30,19 +30,20 @@ JAX_CACHE = pytest.StashKey[str]()
 LONGEST_FIRST = ("test_edge_flow.py", "test_dask.py", "test_parity.py", "test_faults.py", "test_theory_rules.py",
                  "test_site.py", "test_measure.py", "test_momentum_tasks.py", "test_baselines.py", "test_wheel.py",
                  "test_oracle_jax.py", "test_user_plugins.py", "test_runner.py")
-"""The modules that take longest (10–30 s each), longest first; the others follow in their usual order."""
+"""The modules that take longest (by pytest's ``--durations``), longest first; the others follow in their usual
+order."""
 
-XLA_OPTIMIZATION = "--xla_backend_optimization_level=0"
-"""The tests compile JAX programs without LLVM's optimization passes, which takes a fifth off the JAX
-modules (test_parity, test_oracle_jax and test_runner_jax in one process: 46.4 user CPU-seconds twice,
-35.8 and 37.5 with it), whose programs run for milliseconds. XLA's own graph passes (fusion, layout)
-still run; the results may differ in the last bits (where LLVM would fuse a multiply and an add), far
-below the parity checks' tolerances (1e-10 and up). Users' programs are compiled at the default level,
-and cached apart (the flags are part of the cache key)."""
+XLA_OPTIMIZATION = "--xla_backend_optimization_level"
+"""Unless ``XLA_FLAGS`` sets it, the tests compile JAX programs at level 0, without LLVM's optimization passes:
+the JAX modules' programs run for milliseconds and compiling them costs more (docs/performance.md, "The
+default test run", has the figures and the command). XLA's own graph passes (fusion, layout) still run; the
+results may differ in the last bits (where LLVM would fuse a multiply and an add), far below the parity
+checks' tolerances (1e-10 and up). Users' programs are compiled at the default level, and cached apart (the
+flags are part of the cache key)."""
 
 
 def pytest_configure(config):
-    """One JAX compilation cache for the whole session, outside any user's, and XLA at ``XLA_OPTIMIZATION``
+    """One JAX compilation cache for the whole session, outside any user's, and XLA at ``XLA_OPTIMIZATION`` 0
     (every process of the session, the xdist workers and the processes they start, inherits both variables
     from the first). Under pytest-xdist (one worker process per core) each worker computes on one thread,
     torch's and the BLAS pools': left at their defaults (a thread per core in every worker) the workers
@@ -51,7 +52,7 @@ def pytest_configure(config):
     if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
         config.stash[JAX_CACHE] = os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="eosbench-jax-")
     if XLA_OPTIMIZATION not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_OPTIMIZATION}".strip()
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_OPTIMIZATION}=0".strip()
     if hasattr(config, "workerinput"):
         from eosbench.executors import apply_threads
 

@@ -46,9 +46,9 @@ def use_compilation_cache() -> None:
     compiled (JAX's default keeps only those that took a second or more; a task's take a fraction of a
     second each, and a prediction compiles tens of them). A cached program is the program the compiler would
     build again: the cache is keyed by the program, the JAX version and the compiler flags. The folder has
-    no size bound (it grows by the programs compiled, ≈ 75 kB per task and predictor, and may be deleted at
-    any time): with one, JAX 0.10.2 stops writing to the cache for good once a process is killed between
-    writing an entry and its access time (jax-ml/jax#39880)."""
+    no size bound (it grows by the programs compiled, and may be deleted at any time): with one, JAX 0.10.2
+    stops writing to the cache for good once a process is killed between writing an entry and its access
+    time (jax-ml/jax#39880). asv: ``JaxCompilationCache``."""
     if jax.config.jax_compilation_cache_dir is None:
         jax.config.update("jax_compilation_cache_dir", str(default_home() / "jax-cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
