@@ -133,9 +133,21 @@ def test_dask_run_gives_the_local_scores_on_the_fast_tiny_tasks(tmp_path):
     check_same_scores(tmp_path, [arg for t in FAST_TINY for arg in ("--tasks", t)])
 
 
+def test_crashing_plugin_on_dask_fails_only_its_tasks(tmp_path, dask_executor):
+    """On the module's cluster (``--address``): the predictor's process dies, its worker does not."""
+    result = CliRunner().invoke(main, ["--home", str(tmp_path), "run", "broken-crash", "--plugin",
+                                       str(PLUGINS / "broken.py"), "--tasks", "quadratic-stable", "--json",
+                                       "--track", "trajectory", "--executor", "dask",
+                                       "--address", dask_executor.cluster.scheduler_address],
+                                catch_exceptions=False)
+    assert result.exit_code == 1, result.output  # every task failed: said, and exit 1
+    task = json.loads(result.stdout)["tracks"]["trajectory"]["tasks"]["quadratic-stable"]
+    assert task["status"] == "failed" and "died" in task["error"]
+
+
 def test_killed_worker_is_replaced_and_the_run_completes(tmp_path, dask_executor):
-    """A worker of the module's cluster is killed mid-prediction; its nanny replaces it (so the cluster is
-    whole again for any test after this one)."""
+    """A worker of the module's cluster is killed mid-prediction and the run completes. The last test on the
+    cluster: its nanny starts a replacement (a new process that imports eosbench), which no later test needs."""
     catalog = Catalog()
     specs = [catalog.get(t) for t in FAST_TINY[:2]]
     ref = Registry(plugins=[str(PLUGINS / "slow.py")]).get("slow-constant")
@@ -159,18 +171,6 @@ def test_killed_worker_is_replaced_and_the_run_completes(tmp_path, dask_executor
     tasks = record["tracks"]["trajectory"]["tasks"]
     assert set(tasks) == {s.id for s in specs}
     assert all(t["status"] == "ok" for t in tasks.values()), {k: t["error"] for k, t in tasks.items()}
-
-
-def test_crashing_plugin_on_dask_fails_only_its_tasks(tmp_path, dask_executor):
-    """On the module's cluster (``--address``): the predictor's process dies, its worker does not."""
-    result = CliRunner().invoke(main, ["--home", str(tmp_path), "run", "broken-crash", "--plugin",
-                                       str(PLUGINS / "broken.py"), "--tasks", "quadratic-stable", "--json",
-                                       "--track", "trajectory", "--executor", "dask",
-                                       "--address", dask_executor.cluster.scheduler_address],
-                                catch_exceptions=False)
-    assert result.exit_code == 1, result.output  # every task failed: said, and exit 1
-    task = json.loads(result.stdout)["tracks"]["trajectory"]["tasks"]["quadratic-stable"]
-    assert task["status"] == "failed" and "died" in task["error"]
 
 
 @pytest.mark.parametrize("command", [["measure", "quadratic-stable"], ["run", "gradient-flow", "--tasks", "uv@c=2.5"]])
