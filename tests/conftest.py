@@ -27,9 +27,9 @@ from tests.helpers import quadratic_yaml
 REPO = Path(__file__).resolve().parents[1]
 JAX_CACHE = pytest.StashKey[str]()
 
-LONGEST_FIRST = ("test_edge_flow.py", "test_dask.py", "test_parity.py", "test_faults.py", "test_theory_rules.py",
-                 "test_site.py", "test_measure.py", "test_momentum_tasks.py", "test_baselines.py", "test_wheel.py",
-                 "test_oracle_jax.py", "test_user_plugins.py", "test_runner.py")
+LONGEST_FIRST = ("test_edge_flow.py", "test_theory_rules.py", "test_dask.py", "test_site.py", "test_faults.py",
+                 "test_parity.py", "test_wheel.py", "test_user_plugins.py", "test_cli_measure.py", "test_baselines.py",
+                 "test_momentum_tasks.py", "test_self_stabilization.py", "test_runner.py")
 """The modules that take longest (by pytest's ``--durations``), longest first; the others follow in their usual
 order."""
 
