@@ -85,6 +85,35 @@ def test_redirected_output_logs_one_line_per_finished_unit():
     assert quiet.getvalue() == ""
 
 
+def test_a_terminal_shows_the_task_its_progress_and_an_eta(monkeypatch):
+    """In a terminal: a bar per task being measured (its steps) and a bar over the units naming the last
+    task, each with an ETA; no plain log lines."""
+    from rich.console import Console
+
+    from eosbench import cli
+
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=120, color_system=None)
+    monkeypatch.setattr(cli, "console", terminal)
+    log = io.StringIO()
+    frames = []
+    with _Reporter(live=True, stream=log) as report:
+        report("", kind="step", task="digits-mlp-tanh-eos", step=120, steps=400)
+        report.progress.refresh()
+        frames.append(screen.getvalue())
+        report("measured 1/1 tasks", kind="measured", task="digits-mlp-tanh-eos", status="completed",
+               seconds=9.0, done=1, total=1)
+        report("finished 3/8 units", kind="unit", task="uv@c=2.5", predictor="eos-clamp", track="trajectory",
+               status="ok", seconds=0.2, done=3, total=8)
+        report.progress.refresh()
+        frames.append(screen.getvalue()[len(frames[0]):])
+    measuring, units = frames
+    assert re.search(r"measuring digits-mlp-tanh-eos .*120/400 .*ETA", measuring)
+    assert re.search(r"units · last: uv@c=2\.5 .*3/8 .*ETA", units)
+    assert "measuring" not in units  # the finished measurement's bar is gone
+    assert log.getvalue() == ""
+
+
 def test_run_with_nothing_to_do_says_why(home):
     result = CliRunner().invoke(main, ["run", "persistence", "--track", "phase"])
     assert result.exit_code == 2
