@@ -30,8 +30,8 @@ JAX_CACHE = pytest.StashKey[str]()
 LONGEST_FIRST = ("test_edge_flow.py", "test_theory_rules.py", "test_dask.py", "test_site.py", "test_faults.py",
                  "test_parity.py", "test_wheel.py", "test_user_plugins.py", "test_cli_measure.py", "test_baselines.py",
                  "test_momentum_tasks.py", "test_self_stabilization.py", "test_runner.py")
-"""The modules that take longest (by pytest's ``--durations``), longest first; the others follow in their usual
-order."""
+"""The modules that take longest (their tests' durations summed, from ``--junitxml``), longest first; the others
+follow in their usual order."""
 
 XLA_OPTIMIZATION = "--xla_backend_optimization_level"
 """Unless ``XLA_FLAGS`` sets it, the tests compile JAX programs at level 0, without LLVM's optimization passes:

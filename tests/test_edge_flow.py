@@ -98,7 +98,7 @@ def test_the_sharpness_overshoots_at_the_onset_and_settles_at_two_over_eta(digit
     assert late == pytest.approx(measured.loc[200:320].mean(), rel=0.07)
 
 
-@pytest.mark.slow  # ≈ 8 s of CPU; default-run cover: the test above (Edge flow's side of the comparison) and
+@pytest.mark.slow  # 5–8 s of CPU; default-run cover: the test above (Edge flow's side of the comparison) and
 # tests/test_baselines.py's test_gradient_flow_matches_clamp_on_a_small_digits_eos_task (gradient flow's)
 def test_where_edge_flow_settles_gradient_flow_keeps_sharpening(digits_onset):
     """Over steps 200–320 the gradient-flow baseline's forecast of the same problem is more than 25 % of 2/η
